@@ -1,0 +1,169 @@
+"""Stimulus sets: ordered sounds with names, categories and cross-validation folds.
+
+The built-in set is ``natsound165`` (Norman-Haignere et al. 2015): 165 natural sounds, 2 s each, in ascending numeric
+stimulus-ID order (stim5, stim7, stim11, ...), 11 categories and the 5 stratified folds of Pepino et al. 2025.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from brainlike.config import data_root
+from brainlike.data.audio import read_audio, resample
+from brainlike.data.checksums import read_sums, sha256_bytes, verify_file
+from brainlike.errors import AudioError, DataError, UnknownNameError
+
+CATEGORIES_165 = ("EngSpeech", "ForSpeech", "HumVoc", "HumNonVoc", "AniVoc", "AniNonVoc", "Nature",
+                  "Mechanical", "Song", "Music", "EnvSound")
+
+
+def stimulus_number(name: str) -> int:
+    """Numeric ID of ``stim<ID>_<name>`` (used to sort stimuli: by integer, not as text)."""
+    match = re.match(r"stim(\d+)_", name)
+    if not match:
+        raise DataError(f"stimulus name {name!r} is not of the form stim<ID>_<name>")
+    return int(match.group(1))
+
+
+@dataclass
+class StimulusSet:
+    """An ordered set of sound files with names, categories and folds.
+
+    Attributes
+    ----------
+    name : str
+        Set name (``natsound165``).
+    ids : list of str
+        Stimulus names in set order (file stems, e.g. ``stim5_alarm_clock``).
+    paths : list of Path
+        Audio file per stimulus.
+    categories : list of str
+        Category label per stimulus.
+    folds : ndarray of int, shape (n_stimuli,)
+        Cross-validation fold per stimulus (0-based).
+    file_sha256 : list of str
+        sha256 of each audio file (verified when the set was loaded).
+    duration : float or None
+        Seconds kept from each file (None = whole file).
+    """
+
+    name: str
+    ids: list[str]
+    paths: list[Path]
+    categories: list[str]
+    folds: np.ndarray
+    file_sha256: list[str]
+    duration: float | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if len(set(self.ids)) != n:
+            dupes = sorted({i for i in self.ids if self.ids.count(i) > 1})
+            raise DataError(f"stimulus set {self.name}: duplicated stimulus IDs {dupes[:5]}")
+        for label, values in (("paths", self.paths), ("categories", self.categories), ("folds", self.folds),
+                              ("file_sha256", self.file_sha256)):
+            if len(values) != n:
+                raise DataError(f"stimulus set {self.name}: {len(values)} {label} for {n} stimuli")
+        self.folds = np.asarray(self.folds, dtype=int)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @cached_property
+    def checksum(self) -> str:
+        """sha256 over the ordered (id, file sha256) pairs and the kept duration: identifies the audio exactly."""
+        text = "\n".join(f"{i} {h}" for i, h in zip(self.ids, self.file_sha256)) + f"\nduration={self.duration}"
+        return sha256_bytes(text.encode())
+
+    def waveform(self, index: int, sample_rate: int | None = None, resampler: str = "resample_poly") -> np.ndarray:
+        """One stimulus as float32 mono at ``sample_rate`` (None = the file's own rate)."""
+        waveform, rate = read_audio(self.paths[index])
+        if self.duration is not None:
+            keep = int(round(rate * self.duration))
+            if len(waveform) < keep:
+                raise AudioError(f"{self.paths[index]} is {len(waveform) / rate:.3f} s long; "
+                                 f"stimulus set {self.name} needs {self.duration} s")
+            waveform = waveform[:keep]
+        if sample_rate is None or sample_rate == rate:
+            return waveform
+        return resample(waveform, rate, sample_rate, method=resampler)
+
+    def native_rates(self) -> set[int]:
+        import soundfile as sf
+
+        return {sf.info(str(p)).samplerate for p in self.paths}
+
+    def waveforms(self, sample_rate: int | None = None, resampler: str = "resample_poly") -> list[np.ndarray]:
+        """All stimuli as float32 mono waveforms at ``sample_rate``."""
+        return [self.waveform(i, sample_rate, resampler) for i in range(len(self))]
+
+    def subset(self, indices: list[int] | np.ndarray) -> "StimulusSet":
+        """A new set holding the given stimuli (in the given order)."""
+        idx = [int(i) for i in indices]
+        return StimulusSet(self.name, [self.ids[i] for i in idx], [self.paths[i] for i in idx],
+                           [self.categories[i] for i in idx], self.folds[idx], [self.file_sha256[i] for i in idx],
+                           self.duration)
+
+
+def _resource(*parts: str) -> Path:
+    return Path(str(resources.files("brainlike.data").joinpath("resources", *parts)))
+
+
+def natsound165_folder(root: Path | None = None) -> Path:
+    """Folder of the natsound165 data (``$BRAINLIKE_DATA/natsound165``), checked to exist."""
+    folder = (root or data_root()) / "natsound165"
+    if not (folder / "stimuli" / "wav").is_dir():
+        raise DataError(
+            f"natsound165 not found under {folder.parent} (set BRAINLIKE_DATA to the data folder, "
+            "or run `brainlike fetch natsound165`)"
+        )
+    return folder
+
+
+def load_natsound165(root: Path | None = None, verify: bool = True) -> StimulusSet:
+    """Load the 165 natural sounds of NH2015, verifying every file against the sha256 sums shipped in brainlike."""
+    folder = natsound165_folder(root)
+    wav_sums = read_sums(_resource("natsound165", "stimuli_SHA256SUMS"))
+    other_sums = read_sums(_resource("natsound165", "SHA256SUMS"))
+    wav_dir = folder / "stimuli" / "wav"
+    categories_file = folder / "stimuli" / "category_labels.csv"
+    folds_file = folder / "folds.csv"
+    if verify:
+        verify_file(categories_file, other_sums["stimuli/category_labels.csv"])
+        verify_file(folds_file, other_sums["folds.csv"])
+    categories = dict(_read_rows(categories_file, header=False))
+    folds = {name: int(fold) for name, fold in _read_rows(folds_file, header=True)}
+    names = sorted((Path(f).stem for f in wav_sums), key=stimulus_number)
+    missing = [n for n in names if n not in categories or n not in folds]
+    if missing:
+        raise DataError(f"natsound165: no category or fold for {missing[:5]}")
+    hashes = []
+    for name in names:
+        path = wav_dir / f"{name}.wav"
+        hashes.append(verify_file(path, wav_sums[f"{name}.wav"]) if verify else wav_sums[f"{name}.wav"])
+    return StimulusSet("natsound165", names, [wav_dir / f"{n}.wav" for n in names], [categories[n] for n in names],
+                       np.array([folds[n] for n in names]), hashes, duration=2.0)
+
+
+def _read_rows(path: Path, header: bool) -> list[tuple[str, str]]:
+    with open(path, newline="") as handle:
+        rows = [tuple(r[:2]) for r in csv.reader(handle) if r]
+    return rows[1:] if header else rows
+
+
+STIMULUS_SETS = {"natsound165": load_natsound165}
+
+
+def load_stimulus_set(name: str = "natsound165", **kwargs) -> StimulusSet:
+    """Load a stimulus set by name (``natsound165``)."""
+    if name not in STIMULUS_SETS:
+        raise UnknownNameError(f"unknown stimulus set {name!r}; known: {', '.join(STIMULUS_SETS)}")
+    return STIMULUS_SETS[name](**kwargs)

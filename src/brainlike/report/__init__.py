@@ -1,1 +1,151 @@
+"""Reports: figures, tables and one self-contained HTML page from results folders.
 
+>>> from brainlike.report import make_report
+>>> report = make_report("results/baselines")          # doctest: +SKIP
+>>> report.html                                         # results/baselines/report/report.html  # doctest: +SKIP
+
+The page embeds every figure (base64 SVG) and needs no network or scripts; the same figures are written as PNG and
+SVG under ``figures/`` and the tables as CSV and parquet under ``tables/``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from brainlike.report.figures import ReportFigure, aggregates, all_figures, brain_downstream_table, per_target
+from brainlike.report.results import ReportError, Results, load_results
+from brainlike.report.stats import global_downstream, task_scores
+
+__all__ = ["Report", "ReportError", "Results", "load_results", "make_report", "report_tables"]
+
+
+@dataclass
+class Report:
+    """What :func:`make_report` wrote.
+
+    Attributes
+    ----------
+    html : Path
+        The self-contained HTML page.
+    figures : list of Path
+        PNG and SVG files, two per figure.
+    tables : list of Path
+        CSV and parquet files, two per table.
+    slugs : list of str
+        The figures' names, in page order.
+    """
+
+    html: Path
+    figures: list[Path]
+    tables: list[Path]
+    slugs: list[str]
+
+
+def make_report(*results_dirs: str | os.PathLike, out: str | os.PathLike | None = None,
+                title: str | None = None) -> Report:
+    """Write the report of one or more results folders.
+
+    Parameters
+    ----------
+    *results_dirs : path-like
+        Results folders (contracts.md section 2); several are merged (e.g. a score run and a downstream run).
+    out : path-like, optional
+        Output folder; default ``<first results folder>/report``.
+    title : str, optional
+        Page title; default ``brainlike report: <folder name>``.
+
+    Returns
+    -------
+    Report
+
+    Raises
+    ------
+    ReportError
+        A folder is missing or holds no valid records.
+    """
+    results = load_results(*results_dirs)
+    out_dir = Path(out) if out is not None else results.folders[0] / "report"
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    (out_dir / "tables").mkdir(parents=True, exist_ok=True)
+    tables = report_tables(results)
+    table_files = [path for name, frame in tables.items() for path in _write_table(frame, out_dir / "tables" / name)]
+    figures, figure_files = [], []
+    for figure in all_figures(results):
+        svg, files = _save_figure(figure, out_dir / "figures")
+        figures.append((figure, svg))
+        figure_files += files
+    from brainlike.report.html import render
+
+    page = render(title or f"brainlike report: {results.folders[0].name}", figures,
+                  {"ranking": tables.get("ranking", pd.DataFrame()),
+                   "downstream": tables.get("brain_vs_downstream", pd.DataFrame())},
+                  results.provenance, [str(f) for f in results.folders])
+    html = out_dir / "report.html"
+    _atomic_write(html, page.encode("utf-8"))
+    return Report(html, figure_files, table_files, [f.slug for f, _ in figures])
+
+
+def report_tables(results: Results) -> dict[str, pd.DataFrame]:
+    """The report's tables: ``ranking``, ``per_target``, ``downstream_tasks``, ``downstream_global``,
+    ``brain_vs_downstream`` (only those with rows)."""
+    tables: dict[str, pd.DataFrame] = {}
+    rows = aggregates(results.records)
+    if not rows.empty:
+        columns = [c for c in ("dataset", "metric", "selection", "protocol", "model", "score", "sem", "layer",
+                               "ceiling") if c in rows]
+        ranking = rows[columns].sort_values(["dataset", "metric", "selection", "protocol", "score"],
+                                            ascending=[True, True, True, True, False], kind="stable")
+        ranking.insert(5, "rank", ranking.groupby(["dataset", "metric", "selection", "protocol"]).cumcount() + 1)
+        tables["ranking"] = ranking.reset_index(drop=True)
+    targets = per_target(results.records)
+    if not targets.empty:
+        tables["per_target"] = targets.reset_index(drop=True)
+    if not results.downstream.empty:
+        tables["downstream_tasks"] = task_scores(results.downstream)
+        score = global_downstream(results.downstream)
+        if not score.empty:
+            tables["downstream_global"] = score.rename_axis("model").reset_index()
+    link = brain_downstream_table(results)
+    if not link.empty:
+        tables["brain_vs_downstream"] = link.drop(columns="models")
+    return tables
+
+
+def _write_table(frame: pd.DataFrame, stem: Path) -> list[Path]:
+    csv, parquet = stem.with_suffix(".csv"), stem.with_suffix(".parquet")
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    _atomic_write(csv, buffer.getvalue().encode("utf-8"))
+    plain = frame.copy()
+    for column in plain.columns[plain.dtypes == object]:  # mixed-type columns: text, keeping missing values
+        plain[column] = [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in plain[column]]
+    plain.to_parquet(parquet, index=False)
+    return [csv, parquet]
+
+
+def _save_figure(figure: ReportFigure, folder: Path) -> tuple[bytes, list[Path]]:
+    """Write ``slug.png`` and ``slug.svg``; return the SVG bytes for embedding."""
+    import matplotlib
+
+    files = []
+    with matplotlib.rc_context({"svg.hashsalt": "brainlike", "svg.fonttype": "path"}):
+        svg = io.BytesIO()
+        figure.figure.savefig(svg, format="svg", metadata={"Date": None})
+        png = io.BytesIO()
+        figure.figure.savefig(png, format="png", dpi=130, metadata={"Software": None})
+    for suffix, data in ((".svg", svg.getvalue()), (".png", png.getvalue())):
+        path = folder / f"{figure.slug}{suffix}"
+        _atomic_write(path, data)
+        files.append(path)
+    return svg.getvalue(), files
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,453 @@
+"""The report's figures, drawn with matplotlib's object API (no pyplot state, no display needed).
+
+Every builder takes :class:`~brainlike.report.results.Results` and returns a list of :class:`ReportFigure` (empty
+when the results hold nothing to draw, e.g. no downstream records).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from brainlike.report.results import Results
+from brainlike.report.stats import bootstrap_median_ci, correlation, global_downstream
+
+PER_LAYER = ("layer", "per-layer", "fixed")
+"""``selection`` values that mark a record as the score of one fixed layer (a point of a layer profile)."""
+
+MAX_HEATMAP_TARGETS = 40
+CONTROL = "#9a9a9a"
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22"]
+
+
+@dataclass
+class ReportFigure:
+    """One figure of the report.
+
+    Attributes
+    ----------
+    slug : str
+        File stem of its PNG and SVG files.
+    section : str
+        Report section (``ranking``, ``layers``, ``heatmaps``, ``downstream``, ``checkpoints``).
+    title, caption : str
+        Shown above and below the figure.
+    figure : matplotlib.figure.Figure
+    """
+
+    slug: str
+    section: str
+    title: str
+    caption: str
+    figure: Figure
+
+
+def all_figures(results: Results) -> list[ReportFigure]:
+    """Every figure the results support, in report order."""
+    builders: list[Callable[[Results], list[ReportFigure]]] = [
+        ranking_figures, layer_figures, heatmap_figures, downstream_figures, checkpoint_figures]
+    return [figure for build in builders for figure in build(results)]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def panel_label(metric: str, selection: Any, protocol: Any, protocols: int = 1) -> str:
+    """``regression / nested-cv`` (with the protocol appended when several are present)."""
+    label = f"{metric} / {selection}" if isinstance(selection, str) and selection else str(metric)
+    return f"{label} ({protocol})" if protocols > 1 else label
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+def aggregates(records: pd.DataFrame) -> pd.DataFrame:
+    """Whole-dataset rows: ``target == "all"``, not per ROI, subject, fold or fixed layer."""
+    if records.empty:
+        return records
+    keep = (records["target"] == "all") & ~records["selection"].isin(PER_LAYER)
+    for name in ("roi", "subject", "fold", "task"):
+        keep &= _column(records, name).isna()
+    return records[keep]
+
+
+def per_target(records: pd.DataFrame) -> pd.DataFrame:
+    """Per-target rows (one target each), not per fold or fixed layer."""
+    if records.empty:
+        return records
+    keep = (records["target"] != "all") & ~records["selection"].isin(PER_LAYER) & _column(records, "fold").isna()
+    return records[keep]
+
+
+def _with_panel(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    protocols = frame["protocol"].nunique()
+    frame["panel"] = [panel_label(m, s, p, protocols) for m, s, p in
+                      frame[["metric", "selection", "protocol"]].itertuples(index=False)]
+    return frame
+
+
+def is_control(model: str) -> bool:
+    """Null controls and random-init twins are drawn in grey."""
+    return model.endswith("@random") or model.startswith("random-")
+
+
+def _slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", "_".join(parts)).strip("-").lower()
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    return figure
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# ranking
+
+
+def ranking_figures(results: Results) -> list[ReportFigure]:
+    """Per dataset: models ranked by their aggregate score, one panel per metric/selection, with error bars."""
+    rows = aggregates(results.records)
+    figures = []
+    for dataset, frame in (_with_panel(rows).groupby("dataset", sort=False) if not rows.empty else []):
+        panels = list(dict.fromkeys(frame["panel"]))
+        n_models = frame["model"].nunique()
+        figure = _new_figure(4.2 * len(panels), 0.32 * n_models + 1.4)
+        axes = figure.subplots(1, len(panels), squeeze=False)[0]
+        notes = set()
+        for ax, panel in zip(axes, panels):
+            notes |= _ranking_panel(ax, frame[frame["panel"] == panel], results.records)
+            ax.set_title(panel, fontsize=10)
+        caption = (f"Models ranked by their aggregate score on {dataset} (target = all). "
+                   + " ".join(sorted(notes)) + " Grey bars: null controls and random-init twins.")
+        figures.append(ReportFigure(_slug("ranking", dataset), "ranking", f"Model ranking: {dataset}",
+                                    caption.strip(), figure))
+    return figures
+
+
+def _ranking_panel(ax: Any, panel: pd.DataFrame, records: pd.DataFrame) -> set[str]:
+    panel = panel.drop_duplicates("model").sort_values("score")
+    low, high, notes = [], [], set()
+    for row in panel.itertuples(index=False):
+        lo, hi, note = _error_bar(row, records)
+        low.append(lo)
+        high.append(hi)
+        if note:
+            notes.add(note)
+    y = np.arange(len(panel))
+    colours = [CONTROL if is_control(m) else COLOURS[0] for m in panel["model"]]
+    ax.barh(y, panel["score"], color=colours, height=0.7)
+    err = np.array([low, high])  # (2, n_models): distances below and above the score
+    if np.isfinite(err).any():
+        ax.errorbar(panel["score"], y, xerr=np.nan_to_num(err), fmt="none", ecolor="black", capsize=2, lw=0.8)
+    if "ceiling" in panel and panel["ceiling"].notna().any():
+        ax.axvline(float(panel["ceiling"].dropna().median()), color="black", ls="--", lw=0.8)
+        notes.add("Dashed line: noise ceiling.")
+    ax.set_yticks(y, panel["model"], fontsize=8)
+    ax.set_xlabel("R2" if panel["metric"].iloc[0] == "regression" else "Spearman rho")
+    ax.axvline(0, color="black", lw=0.5)
+    return notes
+
+
+def _error_bar(row: Any, records: pd.DataFrame) -> tuple[float, float, str]:
+    """(below, above, note): SEM across subjects, else a bootstrap CI of the median over targets, else none."""
+    if row.sem is not None and np.isfinite(row.sem):
+        return row.sem, row.sem, "Error bars: SEM across subjects."
+    if row.metric == "regression":
+        targets = per_target(records)
+        targets = targets[(targets["model"] == row.model) & (targets["dataset"] == row.dataset)
+                          & (targets["metric"] == row.metric) & (targets["protocol"] == row.protocol)
+                          & (targets["selection"] == row.selection)]
+        low, high = bootstrap_median_ci(targets["score"].to_numpy())
+        if np.isfinite(low):
+            return max(row.score - low, 0.0), max(high - row.score, 0.0), \
+                "Error bars (one-subject datasets): bootstrap 95% CI of the median over targets (2,000 resamples, seed 0)."
+    return np.nan, np.nan, ""
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# layer profiles
+
+
+def layer_profiles(results: Results) -> pd.DataFrame:
+    """Score per layer: ``model, dataset, panel, layer, depth, score, kind``.
+
+    ``kind`` is ``score`` for per-layer scores (records whose ``selection`` is in :data:`PER_LAYER`, or a ``detail.nc``
+    variable named ``layer_score`` with ``model`` and ``layer`` dimensions) and ``chosen`` for the fraction of targets
+    whose selected layer it was (per-target records), used when a model has no per-layer scores.
+    """
+    parts = [_profiles_from_records(results.records), *(_profiles_from_detail(d) for d in results.detail)]
+    scored = pd.concat([p for p in parts if not p.empty] or [pd.DataFrame()], ignore_index=True)
+    chosen = _profiles_from_choices(results.records)
+    if not scored.empty and not chosen.empty:
+        have = set(zip(scored["model"], scored["dataset"]))
+        chosen = chosen[[(m, d) not in have for m, d in zip(chosen["model"], chosen["dataset"])]]
+    frames = [f for f in (scored, chosen) if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=["model", "dataset", "panel", "layer", "depth", "score", "kind"])
+    profiles = pd.concat(frames, ignore_index=True)
+    order = _layer_orders(results)
+    profiles["depth"] = [_depth(order, m, layer, profiles) for m, layer in zip(profiles["model"], profiles["layer"])]
+    return profiles
+
+
+def _profiles_from_records(records: pd.DataFrame) -> pd.DataFrame:
+    if records.empty:
+        return pd.DataFrame()
+    rows = records[records["selection"].isin(PER_LAYER) & (records["target"] == "all")]
+    rows = rows[_column(rows, "roi").isna() & _column(rows, "subject").isna()]
+    if rows.empty:
+        return pd.DataFrame()
+    rows = rows.assign(selection="")
+    rows = _with_panel(rows)
+    out = rows.groupby(["model", "dataset", "panel", "layer"], sort=False, as_index=False)["score"].mean()
+    return out.assign(kind="score")
+
+
+def _profiles_from_detail(detail: Any) -> pd.DataFrame:
+    if detail is None or "layer_score" not in detail:
+        return pd.DataFrame()
+    array = detail["layer_score"]
+    if not {"model", "layer"} <= set(array.dims):
+        return pd.DataFrame()
+    other = [d for d in array.dims if d not in ("model", "layer", "metric", "dataset")]
+    frame = array.mean(other).to_dataframe(name="score").reset_index()
+    frame["dataset"] = frame.get("dataset", detail.attrs.get("dataset", ""))
+    frame["panel"] = frame.get("metric", detail.attrs.get("metric", "score"))
+    return frame[["model", "dataset", "panel", "layer", "score"]].assign(kind="score")
+
+
+def _profiles_from_choices(records: pd.DataFrame) -> pd.DataFrame:
+    rows = per_target(records)
+    rows = rows[rows["layer"].notna()] if not rows.empty else rows
+    if rows.empty:
+        return pd.DataFrame()
+    rows = _with_panel(rows)
+    counts = rows.groupby(["model", "dataset", "panel", "layer"], sort=False).size().rename("n").reset_index()
+    counts["score"] = counts["n"] / counts.groupby(["model", "dataset", "panel"])["n"].transform("sum")
+    return counts.drop(columns="n").assign(kind="chosen")
+
+
+def _layer_orders(results: Results) -> dict[str, list[str]]:
+    """Layer order per model, from any ``{"name": ..., "layers": [...]}`` found in the provenance."""
+    orders: dict[str, list[str]] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("name"), str) and isinstance(node.get("layers"), list):
+                orders.setdefault(node["name"], [str(x) for x in node["layers"]])
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(results.provenance)
+    for detail in results.detail:
+        if detail is not None and "layer" in getattr(detail, "coords", {}):
+            for model in detail.coords.get("model", []).values.tolist() if "model" in detail.coords else []:
+                orders.setdefault(str(model), [str(x) for x in detail.coords["layer"].values])
+    return orders
+
+
+def _depth(orders: dict[str, list[str]], model: str, layer: str, profiles: pd.DataFrame) -> float:
+    names = orders.get(model) or list(dict.fromkeys(profiles.loc[profiles["model"] == model, "layer"]))
+    if layer not in names:
+        return float("nan")
+    return names.index(layer) / max(len(names) - 1, 1)
+
+
+def layer_figures(results: Results) -> list[ReportFigure]:
+    """Per dataset: score (or share of targets choosing the layer) against relative layer depth, one line per model."""
+    profiles = layer_profiles(results)
+    figures = []
+    for (dataset, kind), frame in profiles.groupby(["dataset", "kind"], sort=False):
+        panels = list(dict.fromkeys(frame["panel"]))
+        figure = _new_figure(4.2 * len(panels), 3.4)
+        axes = figure.subplots(1, len(panels), squeeze=False)[0]
+        for ax, panel in zip(axes, panels):
+            _profile_panel(ax, frame[frame["panel"] == panel], kind)
+            ax.set_title(panel, fontsize=10)
+        axes[-1].legend(fontsize=7, loc="best")
+        what = ("score of each layer" if kind == "score"
+                else "share of targets (and folds) whose selected layer it was")
+        caption = (f"Layer profiles on {dataset}: {what}, against relative depth (0 = first layer, 1 = last). "
+                   "Single-layer models are drawn as points.")
+        figures.append(ReportFigure(_slug("layers", dataset, kind), "layers", f"Layer profiles: {dataset}",
+                                    caption, figure))
+    return figures
+
+
+def _profile_panel(ax: Any, frame: pd.DataFrame, kind: str) -> None:
+    for i, (model, rows) in enumerate(frame.groupby("model", sort=False)):
+        rows = rows.sort_values("depth")
+        colour = CONTROL if is_control(model) else COLOURS[i % len(COLOURS)]
+        ax.plot(rows["depth"], rows["score"], marker="o", ms=3, color=colour, label=model)
+    ax.set_xlabel("relative layer depth")
+    ax.set_ylabel("score" if kind == "score" else "share of targets")
+    ax.set_xlim(-0.05, 1.05)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# heatmaps
+
+
+def heatmap_figures(results: Results) -> list[ReportFigure]:
+    """Per-target (component) heatmaps for datasets with few targets, and ROI heatmaps where ROIs are present."""
+    return _target_heatmaps(results.records) + _roi_heatmaps(results.records)
+
+
+def _target_heatmaps(records: pd.DataFrame) -> list[ReportFigure]:
+    rows = per_target(records)
+    if rows.empty:
+        return []
+    rows = _with_panel(rows[_column(rows, "roi").isna() & _column(rows, "subject").isna()])
+    figures = []
+    for (dataset, panel), frame in rows.groupby(["dataset", "panel"], sort=False):
+        if frame["target"].nunique() > MAX_HEATMAP_TARGETS:
+            continue
+        table = frame.pivot_table(index="model", columns="target", values="score", aggfunc="mean", sort=False)
+        figure = _heatmap(table, f"{panel}")
+        caption = f"Per-target scores on {dataset} ({panel}): one row per model, one column per target."
+        figures.append(ReportFigure(_slug("targets", dataset, panel), "heatmaps", f"Per-target scores: {dataset}",
+                                    caption, figure))
+    return figures
+
+
+def _roi_heatmaps(records: pd.DataFrame) -> list[ReportFigure]:
+    if records.empty or "roi" not in records or records["roi"].isna().all():
+        return []
+    rows = records[records["roi"].notna() & ~records["selection"].isin(PER_LAYER)]
+    if (rows["target"] == "all").any():
+        rows = rows[rows["target"] == "all"]
+    rows = _with_panel(rows)
+    figures = []
+    for (dataset, panel), frame in rows.groupby(["dataset", "panel"], sort=False):
+        table = frame.pivot_table(index="model", columns="roi", values="score", aggfunc="mean", sort=False)
+        caption = (f"Scores by region of interest on {dataset} ({panel}); the mean over subjects where the records "
+                   "are per subject.")
+        figures.append(ReportFigure(_slug("roi", dataset, panel), "heatmaps", f"ROI scores: {dataset}", caption,
+                                    _heatmap(table, panel)))
+    return figures
+
+
+def _heatmap(table: pd.DataFrame, title: str) -> Figure:
+    figure = _new_figure(1.0 + 0.75 * table.shape[1] + 1.6, 0.34 * table.shape[0] + 1.6)
+    ax = figure.subplots()
+    values = table.to_numpy(dtype=float)  # (models, targets)
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(table.shape[0]), [str(i) for i in table.index], fontsize=8)
+    finite = values[np.isfinite(values)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if value > middle else "white")
+    ax.set_title(title, fontsize=10)
+    figure.colorbar(image, ax=ax, shrink=0.8)
+    return figure
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# brain versus downstream
+
+
+def brain_downstream_table(results: Results) -> pd.DataFrame:
+    """Across models: each aggregate brain score against the global downstream score (r, CI, rho, p, n)."""
+    score = global_downstream(results.downstream) if not results.downstream.empty else pd.Series(dtype=float)
+    rows = aggregates(results.records)
+    if score.empty or rows.empty:
+        return pd.DataFrame()
+    out = []
+    for (dataset, panel), frame in _with_panel(rows).groupby(["dataset", "panel"], sort=False):
+        brain = frame.drop_duplicates("model").set_index("model")["score"]
+        models = [m for m in brain.index if m in score.index]
+        stats = correlation(brain[models].to_numpy(), score[models].to_numpy())
+        if stats["n"] >= 3:
+            out.append({"dataset": dataset, "brain": panel, **stats, "models": models})
+    return pd.DataFrame(out)
+
+
+def downstream_figures(results: Results) -> list[ReportFigure]:
+    """Scatter of each aggregate brain score against the global downstream score, with Pearson r and its CI."""
+    table = brain_downstream_table(results)
+    if table.empty:
+        return []
+    score = global_downstream(results.downstream)
+    rows = _with_panel(aggregates(results.records))
+    n = len(table)
+    cols = min(n, 3)
+    figure = _new_figure(4.0 * cols, 3.6 * int(np.ceil(n / cols)))
+    axes = figure.subplots(int(np.ceil(n / cols)), cols, squeeze=False).ravel()
+    for ax, link in zip(axes, table.itertuples(index=False)):
+        brain = rows[(rows["dataset"] == link.dataset) & (rows["panel"] == link.brain)]
+        brain = brain.drop_duplicates("model").set_index("model")["score"][link.models]
+        _scatter(ax, score[link.models].to_numpy(), brain.to_numpy(), link.models)
+        ax.set_title(f"{link.dataset}: {link.brain}\nr = {link.r:.2f} [{link.low:.2f}, {link.high:.2f}], "
+                     f"n = {link.n}", fontsize=9)
+        ax.set_xlabel("global downstream score (z)")
+        ax.set_ylabel("brain score")
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    caption = ("Brain alignment against downstream performance across models. Global downstream score: each task "
+               "z-scored across models, then averaged over tasks. r: Pearson; brackets: bootstrap 95% CI over models "
+               "(2,000 resamples, seed 0); line: least-squares fit.")
+    return [ReportFigure("brain-vs-downstream", "downstream", "Brain alignment versus downstream performance",
+                         caption, figure)]
+
+
+def _scatter(ax: Any, x: np.ndarray, y: np.ndarray, labels: list[str]) -> None:
+    colours = [CONTROL if is_control(m) else COLOURS[0] for m in labels]
+    ax.scatter(x, y, c=colours, s=18)
+    for xi, yi, label in zip(x, y, labels):
+        ax.annotate(label, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    if np.ptp(x) > 0:
+        slope, intercept = np.polyfit(x, y, 1)
+        grid = np.linspace(x.min(), x.max(), 2)
+        ax.plot(grid, slope * grid + intercept, color="black", lw=0.8)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def checkpoint_figures(results: Results) -> list[ReportFigure]:
+    """Score against training step, for records with a ``step`` (key, or ``step``/``ckpt`` + digits in the model)."""
+    records = results.records
+    if records.empty or "step" not in records or records["step"].isna().all():
+        return []
+    rows = records[records["step"].notna() & (records["target"] == "all")].copy()
+    rows["series"] = [_series(m, s, layer) for m, s, layer in rows[["model", "selection", "layer"]].itertuples(index=False)]
+    if "roi" in rows:
+        rows["series"] = [s if pd.isna(r) else f"{s} {r}" for s, r in zip(rows["series"], rows["roi"])]
+    rows = _with_panel(rows.assign(selection=[s if s not in PER_LAYER else "per layer" for s in rows["selection"]]))
+    figures = []
+    for dataset, frame in rows.groupby("dataset", sort=False):
+        panels = list(dict.fromkeys(frame["panel"]))
+        figure = _new_figure(4.2 * len(panels), 3.4)
+        axes = figure.subplots(1, len(panels), squeeze=False)[0]
+        for ax, panel in zip(axes, panels):
+            for i, (series, line) in enumerate(frame[frame["panel"] == panel].groupby("series", sort=False)):
+                line = line.groupby("step", as_index=False)["score"].mean().sort_values("step")
+                ax.plot(line["step"], line["score"], marker="o", ms=3, color=COLOURS[i % len(COLOURS)], label=series)
+            ax.set_title(panel, fontsize=10)
+            ax.set_xlabel("training step")
+            ax.set_ylabel("score")
+        axes[-1].legend(fontsize=7)
+        figures.append(ReportFigure(_slug("checkpoints", dataset), "checkpoints", f"Checkpoint curves: {dataset}",
+                                    f"Alignment on {dataset} against pretraining step, one line per model "
+                                    "(and per layer where the records are per layer).", figure))
+    return figures
+
+
+def _series(model: str, selection: str, layer: Any) -> str:
+    family = re.sub(r"(step|ckpt|checkpoint)[-_=]?\d+", r"\1*", model, flags=re.IGNORECASE)
+    return f"{family} {layer}" if selection in PER_LAYER and isinstance(layer, str) else family

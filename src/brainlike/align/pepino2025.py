@@ -1,0 +1,164 @@
+"""Regression protocol ``pepino2025`` (Pepino et al. 2025, repository mrpep/braindnn), batched over targets.
+
+Outer loop: the fixed folds (each the test set once). Inner loop: on the other folds, leave one fold out; every
+(alpha, layer) pair of the grid is scored per target by max(r, 0)^2 of the pooled inner out-of-fold predictions. The
+grid is alpha-major then layers in model order; ties go to the first pair in grid order. While a target's best alpha
+lies on the current edge of its alpha range, (alpha / 2 or alpha * 2, same layer) is appended to its grid and scored,
+and the pick is redone (appended pairs win only when strictly better); the range stops growing where alpha / 2 would
+fall below 1e-49 or alpha * 2 exceed 1e50. The chosen pair is refitted on all outer-training stimuli; out-of-fold
+predictions are pooled over the outer folds and scored by R2 = max(r, 0)^2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from brainlike.align.backend import NumpyBackend
+from brainlike.align.ridge import Spectrum, predict_alphas, predict_per_target, split_spectrum
+from brainlike.errors import ProtocolError
+
+ALPHAS = np.array([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0])
+ALPHA_LIMITS = (1e-49, 1e50)
+
+
+@dataclass
+class RegressionResult:
+    """Per-target outcome of a regression protocol.
+
+    Attributes
+    ----------
+    scores : ndarray (t,)
+        R2 = max(r, 0)^2 of pooled out-of-fold predictions.
+    r : ndarray (t,)
+        Pearson r of pooled predictions.
+    layer_index : ndarray (n_folds, t) of int
+        Chosen layer per outer fold and target.
+    alpha : ndarray (n_folds, t)
+        Chosen alpha per outer fold and target.
+    predictions : ndarray (n_stimuli, t)
+        Pooled out-of-fold predictions.
+    """
+
+    scores: np.ndarray
+    r: np.ndarray
+    layer_index: np.ndarray
+    alpha: np.ndarray
+    predictions: np.ndarray
+
+
+def check_folds(folds: np.ndarray, n_stimuli: int) -> np.ndarray:
+    folds = np.asarray(folds)
+    if folds.shape != (n_stimuli,):
+        raise ProtocolError(f"{len(folds)} fold labels for {n_stimuli} stimuli")
+    values, counts = np.unique(folds, return_counts=True)
+    if len(values) < 3:
+        raise ProtocolError(f"pepino2025 needs at least 3 folds (outer + leave-one-fold-out inner); got {len(values)}")
+    if counts.min() < 2:
+        raise ProtocolError(f"fold {values[np.argmin(counts)]} has {counts.min()} stimulus; every fold needs >= 2")
+    return folds
+
+
+def run_pepino2025(grams: list[np.ndarray], responses: np.ndarray, folds: np.ndarray, backend=None,
+                   alphas: np.ndarray = ALPHAS, limits: tuple[float, float] = ALPHA_LIMITS,
+                   target_batch: int = 8192) -> RegressionResult:
+    """Run the pepino2025 protocol.
+
+    Parameters
+    ----------
+    grams : list of ndarray (n, n)
+        Gram matrix ``X X^T`` of each layer (model order).
+    responses : ndarray (n, t)
+        Targets (mean over repetitions).
+    folds : ndarray (n,)
+        Fold label per stimulus.
+    backend : NumpyBackend or TorchBackend
+    target_batch : int
+        Targets processed together (bounds memory: n_alpha x n x target_batch values per layer).
+    """
+    backend = backend or NumpyBackend()
+    responses = np.asarray(responses, dtype=np.float64)
+    n, n_targets = responses.shape
+    folds = check_folds(folds, n)
+    fold_values = np.unique(folds)
+    predictions = np.zeros((n, n_targets))
+    layer_index = np.zeros((len(fold_values), n_targets), dtype=int)
+    alpha = np.zeros((len(fold_values), n_targets))
+    for o, outer in enumerate(fold_values):
+        train, test = np.flatnonzero(folds != outer), np.flatnonzero(folds == outer)
+        inner = _InnerSearch(grams, folds[train], train, backend)
+        outer_spectra = [split_spectrum(g, train, test) for g in grams]
+        for start in range(0, n_targets, target_batch):
+            cols = slice(start, min(start + target_batch, n_targets))
+            y_train = responses[train, cols]
+            best_layer, best_alpha = inner.search(y_train, np.asarray(alphas, float), limits)
+            layer_index[o, cols], alpha[o, cols] = best_layer, best_alpha
+            predictions[test, cols] = _refit(outer_spectra, backend.asarray(y_train), best_layer, best_alpha,
+                                             backend)
+    r = backend.to_numpy(backend.column_pearson(backend.asarray(predictions), backend.asarray(responses)))
+    r = np.asarray(r, dtype=np.float64)
+    return RegressionResult(np.maximum(r, 0) ** 2, r, layer_index, alpha, predictions)
+
+
+def _refit(spectra: list[Spectrum], y_train, best_layer: np.ndarray, best_alpha: np.ndarray, backend) -> np.ndarray:
+    out = np.zeros((spectra[0].test_proj.shape[0], len(best_layer)))
+    for layer in np.unique(best_layer):
+        cols = np.flatnonzero(best_layer == layer)
+        preds = predict_per_target(spectra[layer], y_train[:, cols], best_alpha[cols], backend)
+        out[:, cols] = backend.to_numpy(preds)
+    return out
+
+
+class _InnerSearch:
+    """Leave-one-fold-out search over (alpha, layer) on the outer-training stimuli."""
+
+    def __init__(self, grams: list[np.ndarray], inner_folds: np.ndarray, train: np.ndarray, backend) -> None:
+        self.backend = backend
+        self.n_layers = len(grams)
+        self.splits = []  # (inner train positions, inner test positions) within the outer-training rows
+        for fold in np.unique(inner_folds):
+            self.splits.append((np.flatnonzero(inner_folds != fold), np.flatnonzero(inner_folds == fold)))
+        # spectra[layer][split]
+        self.spectra = [[split_spectrum(g, train[tr], train[te]) for tr, te in self.splits] for g in grams]
+        self.order = np.concatenate([te for _, te in self.splits])
+
+    def scores(self, y, layer: int, alphas: np.ndarray):
+        """max(r, 0)^2 of pooled inner predictions, (n_alpha, t) backend array, for one layer."""
+        pooled = [predict_alphas(self.spectra[layer][s], y[tr], alphas, self.backend)
+                  for s, (tr, _) in enumerate(self.splits)]
+        preds = self.backend.torch.cat(pooled, 1) if self.backend.name == "torch" else np.concatenate(pooled, 1)
+        truth = y[self.order]
+        r = [self.backend.column_pearson(preds[a], truth) for a in range(len(alphas))]
+        r = self.backend.torch.stack(r) if self.backend.name == "torch" else np.stack(r)
+        return (r * (r > 0)) ** 2
+
+    def search(self, y_train: np.ndarray, alphas: np.ndarray, limits: tuple[float, float]):
+        y = self.backend.asarray(y_train)
+        n_targets = y_train.shape[1]
+        grid = np.stack([self.backend.to_numpy(self.scores(y, layer, alphas)) for layer in range(self.n_layers)],
+                        axis=1).astype(np.float64)  # (n_alpha, n_layers, t)
+        flat = np.nan_to_num(grid.reshape(-1, n_targets), nan=0.0)
+        best = np.argmax(flat, axis=0)
+        best_score = flat[best, np.arange(n_targets)]
+        best_alpha = alphas[best // self.n_layers].copy()
+        best_layer = best % self.n_layers
+        low = np.full(n_targets, alphas.min())
+        high = np.full(n_targets, alphas.max())
+        while True:
+            at_low, at_high = best_alpha == low, best_alpha == high
+            active = (at_low | at_high) & (best_alpha / 2 >= limits[0]) & (best_alpha * 2 <= limits[1])
+            if not active.any():
+                break
+            new_alpha = np.where(at_low, best_alpha / 2, best_alpha * 2)
+            low = np.where(active & at_low, new_alpha, low)
+            high = np.where(active & ~at_low & at_high, new_alpha, high)
+            idx = np.flatnonzero(active)
+            for layer, value in {(int(best_layer[i]), float(new_alpha[i])) for i in idx}:
+                cols = idx[(best_layer[idx] == layer) & (new_alpha[idx] == value)]
+                score = self.backend.to_numpy(self.scores(y[:, cols], layer, np.array([value])))[0]
+                score = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=0.0)
+                better = score > best_score[cols]
+                best_score[cols[better]] = score[better]
+                best_alpha[cols[better]] = value
+        return best_layer, best_alpha

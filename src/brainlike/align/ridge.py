@@ -1,0 +1,123 @@
+"""Batched kernel ridge regression: every alpha from one eigendecomposition, every target at once.
+
+All protocols work from per-layer Gram matrices ``G = X X^T`` (stimuli x stimuli, float64), so the feature width
+enters once per layer. For a train/test split the centred kernels follow from ``G`` alone (centring with the
+training means, as ``sklearn.linear_model.Ridge(fit_intercept=True)`` does), and with ``Kc = U diag(s) U^T``
+
+    prediction(alpha) = mean(y_train) + Kt_c U diag(1 / (s + alpha)) U^T (y_train - mean(y_train))
+
+which equals the primal ridge solution. Eigen-directions with ``s`` below ``n * eps * max(s)`` (numerically null:
+the centring direction, or rank deficiency when features < stimuli) are dropped: their exact contribution to
+predictions is zero, and keeping them would amplify rounding noise by 1/alpha for tiny alphas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NULL_TOLERANCE = 10.0
+"""Eigenvalues below NULL_TOLERANCE * n * eps * max(s) are treated as exactly zero."""
+
+
+def gram_matrix(features: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """``X X^T`` in float64 for features (n_stimuli, n_features), accumulated over feature chunks."""
+    features = np.asarray(features)
+    n = features.shape[0]
+    gram = np.zeros((n, n), dtype=np.float64)
+    for start in range(0, features.shape[1], chunk):
+        block = np.asarray(features[:, start:start + chunk], dtype=np.float64)
+        gram += block @ block.T
+    return gram
+
+
+def centered_kernels(gram: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Train kernel and test-by-train kernel of features centred with the training means.
+
+    Parameters
+    ----------
+    gram : ndarray (n, n)
+        ``X X^T`` of uncentred features.
+    train, test : ndarray of int
+        Row indices.
+
+    Returns
+    -------
+    k_train : ndarray (n_train, n_train)
+    k_test : ndarray (n_test, n_train)
+    """
+    g_tt = gram[np.ix_(train, train)]
+    g_st = gram[np.ix_(test, train)]
+    train_mean = g_tt.mean(axis=1)  # x_j . m for each training row j
+    total = g_tt.mean()  # m . m
+    k_train = g_tt - train_mean[:, None] - train_mean[None, :] + total
+    k_test = g_st - g_st.mean(axis=1)[:, None] - train_mean[None, :] + total
+    return k_train, k_test
+
+
+@dataclass
+class Spectrum:
+    """Eigendecomposition of one split's centred train kernel, with its test projection.
+
+    Attributes
+    ----------
+    vectors : ndarray (n_train, r)
+        Eigenvectors with non-null eigenvalues.
+    values : ndarray (r,)
+        Their eigenvalues (float64).
+    test_proj : ndarray (n_test, r)
+        ``Kt_c @ vectors``.
+    """
+
+    vectors: np.ndarray
+    values: np.ndarray
+    test_proj: np.ndarray
+
+
+def split_spectrum(gram: np.ndarray, train: np.ndarray, test: np.ndarray) -> Spectrum:
+    """Eigendecomposition of the centred train kernel of one split (null directions dropped)."""
+    k_train, k_test = centered_kernels(gram, train, test)
+    values, vectors = np.linalg.eigh(k_train)
+    keep = values > NULL_TOLERANCE * len(values) * np.finfo(np.float64).eps * max(values.max(), 0.0)
+    vectors = vectors[:, keep]
+    return Spectrum(vectors, values[keep], k_test @ vectors)
+
+
+def shrinkage(values: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """``1 / (s + alpha)`` for every alpha (rows) and eigenvalue (columns), in float64."""
+    return 1.0 / (values[None, :] + np.asarray(alphas, dtype=np.float64)[:, None])
+
+
+def predict_alphas(spectrum: Spectrum, y_train, alphas: np.ndarray, backend):
+    """Ridge predictions on the test rows for every alpha.
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+    y_train : backend array (n_train, t)
+        Training targets (uncentred).
+    alphas : ndarray (n_alpha,)
+
+    Returns
+    -------
+    backend array (n_alpha, n_test, t)
+    """
+    mean = y_train.mean(0)
+    projected = backend.asarray(spectrum.vectors.T) @ (y_train - mean)  # (r, t)
+    weights = spectrum.test_proj[None, :, :] * shrinkage(spectrum.values, alphas)[:, None, :]  # (a, n_test, r)
+    n_alpha, n_test, rank = weights.shape
+    preds = backend.asarray(weights.reshape(n_alpha * n_test, rank)) @ projected
+    return preds.reshape(n_alpha, n_test, -1) + mean
+
+
+def predict_per_target(spectrum: Spectrum, y_train, alpha_per_target: np.ndarray, backend):
+    """Ridge predictions (n_test, t) with one alpha per target (targets grouped by equal alpha)."""
+    mean = y_train.mean(0)
+    projected = backend.asarray(spectrum.vectors.T) @ (y_train - mean)  # (r, t)
+    out = backend.zeros((spectrum.test_proj.shape[0], projected.shape[1]))
+    for alpha in np.unique(alpha_per_target):
+        cols = np.flatnonzero(alpha_per_target == alpha)
+        weights = backend.asarray(spectrum.test_proj * shrinkage(spectrum.values, np.array([alpha]))[0])
+        out[:, cols] = weights @ projected[:, cols]
+    return out + mean

@@ -9,6 +9,9 @@ Spec strings
 ``hf:<local folder>``
     A folder written by ``save_pretrained`` (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``, and
     ideally ``preprocessor_config.json``).
+``hf:<CTranslate2 Whisper model.bin>``
+    A file (not a folder): the encoder of a CTranslate2 Whisper model (faster-whisper's ``model.bin``, fp16/fp32)
+    converted into transformers' ``WhisperEncoder`` (see :func:`whisper_encoder_from_ctranslate2`).
 ``hf:random/<arch>`` (``<arch>`` in :data:`ARCHITECTURES`), optionally ``?key=value&key=value``
     A randomly initialised model (seed :data:`~brainlike.models.base.RANDOM_SEED`) built from the default
     ``transformers`` configuration of that architecture (the base-size model), with config fields overridden by the
@@ -21,9 +24,10 @@ Every hidden state the model returns is a layer, named ``hidden_states.<i>`` wit
 ``hidden_states`` tuple (0 = the input of the first transformer block). In addition:
 
 * wav2vec2, HuBERT, WavLM, data2vec-audio: ``features`` (output of the convolutional feature encoder);
-* Whisper (encoder only): ``conv1`` and ``conv2`` (after their GELU). The input is padded to the model's 30 s window
-  and every layer is cut to the frames that carry the clip (``ceil(samples / 160)`` mel frames, half as many encoder
-  frames), as the native ``whisper-*`` adapters do; clips longer than the window are truncated (with a warning);
+* Whisper (encoder only): ``conv1`` and ``conv2`` (after their GELU). As in the native ``whisper-*`` adapters, the
+  input is padded to the model's 30 s window (longer clips are cut into consecutive windows whose frames are
+  concatenated) and every layer is cut to the frames that carry the clip (``samples // 160`` mel frames for
+  ``conv1``, half as many, rounded up, from ``conv2`` on);
 * AST: patch tokens only (no CLS/distillation tokens), averaged over the frequency patches, so time is the patch
   column; columns that start after the end of the clip are dropped;
 * CLAP audio tower: the Swin stages as token grids flattened to ``(batch, tokens, channels)`` (the HTSAT token
@@ -44,6 +48,7 @@ import json
 import logging
 import math
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,19 +198,32 @@ class HFAudioModel(TorchAudioModel):
 
     # -- forward --------------------------------------------------------------------------------------------------
     def forward(self, waveforms: np.ndarray) -> dict[str, Any]:
+        if self.kind == "whisper":
+            return self._forward_windows(waveforms)
+        return self._forward_once(self._limit_length(waveforms))
+
+    def _forward_once(self, waveforms: np.ndarray) -> dict[str, Any]:
         import torch
 
         self.module.eval()
-        n_samples = waveforms.shape[1]
-        clips = [np.asarray(w, dtype=np.float32) for w in self._limit_length(waveforms)]
-        features = self._extract_features(clips)
+        features = self._extract_features([np.asarray(w, dtype=np.float32) for w in waveforms])
         with torch.inference_mode():
             inputs = {k: v.to(self.device) for k, v in features.items()}
-            return self.forward_torch(inputs, n_samples)
+            return self.forward_torch(inputs, waveforms.shape[1])
+
+    def _forward_windows(self, waveforms: np.ndarray) -> dict[str, Any]:
+        """Whisper: cut clips longer than the window into consecutive windows and concatenate along time."""
+        import torch
+
+        window = int(self.extractor.n_samples)
+        if waveforms.shape[1] < int(self.extractor.hop_length):
+            raise ModelError(f"{self.name}: clip of {waveforms.shape[1]} samples is shorter than one mel frame")
+        parts = [self._forward_once(waveforms[:, start: start + window])
+                 for start in range(0, waveforms.shape[1], window)]
+        return {layer: torch.cat([part[layer] for part in parts], dim=1) for layer in parts[0]}
 
     def _limit_length(self, waveforms: np.ndarray) -> np.ndarray:
-        limit = {"whisper": getattr(self.extractor, "n_samples", None),
-                 "clap": getattr(self.extractor, "nb_max_samples", None)}.get(self.kind)
+        limit = getattr(self.extractor, "nb_max_samples", None) if self.kind == "clap" else None
         if limit and waveforms.shape[1] > limit:
             log.warning("%s: clips of %.1f s are cut to the model's %.1f s window", self.name,
                         waveforms.shape[1] / self.sample_rate, limit / self.sample_rate)
@@ -241,8 +259,8 @@ class HFAudioModel(TorchAudioModel):
 
     def _whisper_trim(self, layers: dict[str, Any], n_samples: int) -> dict[str, Any]:
         hop = int(self.extractor.hop_length)
-        mel_frames = min(max(1, math.ceil(n_samples / hop)), int(self.extractor.nb_max_frames))
-        encoder_frames = math.ceil(mel_frames / 2)
+        mel_frames = min(max(1, n_samples // hop), int(self.extractor.nb_max_frames))
+        encoder_frames = (mel_frames + 1) // 2
         return {k: v[:, : (mel_frames if k == "conv1" else encoder_frames)] for k, v in layers.items()}
 
     def _ast_columns(self, hidden: Any, n_samples: int) -> Any:
@@ -464,6 +482,8 @@ def load(argument: str | None, random: bool) -> HFAudioModel:
     if argument.startswith(RANDOM_PREFIX):
         arch, overrides = parse_random_argument(argument[len(RANDOM_PREFIX):])
         return random_model(arch, overrides)
+    if Path(argument).expanduser().is_file():
+        return whisper_from_ctranslate2_file(Path(argument).expanduser())
     return pretrained_model(argument)
 
 
@@ -510,7 +530,10 @@ def ctranslate2_encoder_state_dict(variables: Mapping[str, np.ndarray]) -> tuple
             raise ModelError(f"CTranslate2 Whisper file lacks variable {name!r}")
         return torch.from_numpy(np.asarray(variables[name], dtype=np.float32).copy())
 
-    n_layers = 1 + max(int(k.split("/")[1][len("layer_"):]) for k in variables if k.startswith("encoder/layer_"))
+    indices = [re.match(r"encoder/layer_(\d+)/", k) for k in variables]
+    if not any(indices):
+        raise ModelError("CTranslate2 file has no encoder/layer_N variables (not a Whisper model?)")
+    n_layers = 1 + max(int(m.group(1)) for m in indices if m)
     d_model = int(variables["encoder/conv1/weight"].shape[0])
     state = {
         "conv1.weight": get("encoder/conv1/weight"), "conv1.bias": get("encoder/conv1/bias"),
@@ -571,3 +594,13 @@ def whisper_encoder_from_ctranslate2(variables: Mapping[str, np.ndarray], weight
         raise ModelError(f"CTranslate2 -> WhisperEncoder mismatch: missing {missing}, unexpected {unexpected}")
     extractor = transformers.WhisperFeatureExtractor(feature_size=sizes["num_mel_bins"])
     return HFAudioModel(encoder, extractor, "whisper", weights_id, name=name)
+
+
+def whisper_from_ctranslate2_file(path: Path) -> HFAudioModel:
+    """``hf:<path to a CTranslate2 Whisper model.bin>``: its encoder in transformers' ``WhisperEncoder``."""
+    from brainlike.models.zoo.whisper import read_ct2
+
+    variables, _aliases, spec = read_ct2(path)
+    if spec != "WhisperSpec":
+        raise ModelError(f"hf: {path} is a CTranslate2 {spec!r} model, not a Whisper model")
+    return whisper_encoder_from_ctranslate2(variables, _sha256_file(path), name=f"hf:{path}")

@@ -28,6 +28,7 @@ from brainlike.errors import ModelError
 from brainlike.models.base import RANDOM_SEED, AudioModel, seed_everything_for_init
 from brainlike.models.registry import ModelEntry, register_model
 from brainlike.models.zoo import store
+from brainlike.models.zoo.onnx_tools import initializer, tapped_session
 
 SAMPLE_RATE = 16000
 WIN, N_FFT, HOP = 400, 512, 160
@@ -131,34 +132,6 @@ def load_onnx_model(zip_path: str | Path) -> Any:
     return model
 
 
-def tapped_session(model: Any, taps: list[str]) -> Any:
-    """An onnxruntime session on ``model`` with ``taps`` added as float graph outputs (basic optimisation only,
-    so that the extra outputs do not change the quantised arithmetic)."""
-    import onnx
-    import onnxruntime as ort
-
-    present = {o for node in model.graph.node for o in node.output}
-    missing = [t for t in taps if t not in present]
-    if missing:
-        raise ModelError(f"ONNX graph lacks tensors {missing[:3]}")
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    for tap in taps:
-        model.graph.output.append(onnx.helper.make_tensor_value_info(tap, onnx.TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.intra_op_num_threads = 0
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
-def _initializer(model: Any, name: str) -> np.ndarray:
-    from onnx import numpy_helper
-
-    for tensor in model.graph.initializer:
-        if tensor.name == name:
-            return numpy_helper.to_array(tensor)
-    raise ModelError(f"ONNX graph lacks initializer {name!r}")
-
-
 def class_names() -> list[str]:
     """The 521 AudioSet display names in YAMNet's output order (from the installed class map)."""
     with open(store.files("yamnet")["yamnet_class_map.csv"], newline="", encoding="utf-8") as handle:
@@ -223,12 +196,12 @@ def torch_state_from_onnx(model: Any) -> dict[str, Any]:
     state, conv_index = {}, 0
     for node in model.graph.node:
         if node.op_type == "Conv":
-            weight = _initializer(model, node.input[1].removesuffix("_qdq"))
+            weight = initializer(model, node.input[1].removesuffix("_qdq"))
             state[f"convs.{conv_index}.weight"] = torch.from_numpy(weight.copy())
-            state[f"convs.{conv_index}.bias"] = torch.from_numpy(_initializer(model, node.input[2]).copy())
+            state[f"convs.{conv_index}.bias"] = torch.from_numpy(initializer(model, node.input[2]).copy())
             conv_index += 1
-    state["classifier.weight"] = torch.from_numpy(_initializer(model, "model.classifier.weight").copy())
-    state["classifier.bias"] = torch.from_numpy(_initializer(model, "model.classifier.bias").copy())
+    state["classifier.weight"] = torch.from_numpy(initializer(model, "model.classifier.weight").copy())
+    state["classifier.bias"] = torch.from_numpy(initializer(model, "model.classifier.bias").copy())
     return state
 
 
@@ -257,10 +230,10 @@ class YAMNetModel(AudioModel):
             self.preprocessing["backend"] = "torch-float"
         else:
             model = load_onnx_model(store.weights_path("yamnet"))
-            self._in_scale = float(_initializer(model, "audio_scale"))
-            self._in_zero = int(_initializer(model, "audio_zero_point"))
-            self._out_scale = float(_initializer(model, "class_scores_scale"))
-            self._out_zero = int(_initializer(model, "class_scores_zero_point"))
+            self._in_scale = float(initializer(model, "audio_scale"))
+            self._in_zero = int(initializer(model, "audio_zero_point"))
+            self._out_scale = float(initializer(model, "class_scores_scale"))
+            self._out_zero = int(initializer(model, "class_scores_zero_point"))
             self._taps = [_tap_name(layer) for layer in self.layers[:-1]]
             self._session = tapped_session(model, self._taps)
             self.weights_id = store.weights_sha256("yamnet")

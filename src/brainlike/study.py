@@ -47,7 +47,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from brainlike import __version__
 from brainlike.errors import BrainlikeError
 
 log = logging.getLogger(__name__)
@@ -265,7 +264,7 @@ def _names(body: Mapping[str, Any], key: str, default: list[str] | None = None) 
 
 
 def run_unit(unit: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Compute one unit and return its result (records plus timing); executed on a worker.
+    """Compute one unit and return its result; executed on a worker (this process, a local process or a Ray task).
 
     Parameters
     ----------
@@ -277,35 +276,50 @@ def run_unit(unit: Mapping[str, Any], env: Mapping[str, str] | None = None) -> d
     Returns
     -------
     dict
-        ``{"unit": ..., "key": ..., "records": [...], "seconds": float, "host": str, "pid": int}``.
+        ``format, unit, key, records, provenance, detail`` (netCDF bytes or None), ``seconds, host, pid``.
     """
     for name, value in (env or {}).items():
         os.environ[name] = value
     parsed = Unit.from_dict(unit)
     start = time.perf_counter()
     if parsed.kind == "score":
-        records = _run_score_unit(parsed)
+        records, provenance, detail = _run_score_unit(parsed)
     elif parsed.kind == "downstream":
-        records = _run_downstream_unit(parsed)
+        records, provenance, detail = _run_downstream_unit(parsed)
     else:
         raise StudyError(f"unknown unit kind {parsed.kind!r}")
     return {"format": UNIT_FORMAT, "unit": parsed.to_dict(), "key": parsed.key, "records": _plain(records),
-            "seconds": round(time.perf_counter() - start, 3), "host": platform.node(), "pid": os.getpid()}
+            "provenance": _plain(provenance), "detail": detail, "seconds": round(time.perf_counter() - start, 3),
+            "host": platform.node(), "pid": os.getpid()}
 
 
-def _run_score_unit(unit: Unit) -> list[dict[str, Any]]:
+def _run_score_unit(unit: Unit) -> tuple[list[dict[str, Any]], dict[str, Any], bytes | None]:
+    """Brain scoring through :func:`brainlike.api.score`, keeping its provenance and ``detail.nc``."""
+    import tempfile
+
+    from brainlike import progress
     from brainlike.api import score
 
     params = dict(unit.params)
-    return score([unit.model], dataset=unit.target, metric=params["metric"], protocol=params["protocol"], out=None)
+    with tempfile.TemporaryDirectory(prefix="brainlike-unit-") as tmp:
+        records = score([unit.model], dataset=unit.target, metric=params["metric"], protocol=params["protocol"],
+                        out=tmp, progress=progress.enabled())
+        provenance = json.loads((Path(tmp) / "provenance.json").read_text(encoding="utf-8"))
+        detail_path = Path(tmp) / "detail.nc"
+        detail = detail_path.read_bytes() if detail_path.exists() else None
+    for key in ("command", "versions", "git_commit", "brainlike_version"):  # the study records these once
+        provenance.pop(key, None)
+    return records, provenance, detail
 
 
-def _run_downstream_unit(unit: Unit) -> list[dict[str, Any]]:
-    try:
-        from brainlike.downstream import evaluate
-    except ImportError:
-        raise StudyError("downstream evaluation is not available in this installation") from None
-    return evaluate([unit.model], tasks=[unit.target], probe=dict(unit.params)["probe"])
+def _run_downstream_unit(unit: Unit) -> tuple[list[dict[str, Any]], dict[str, Any], None]:
+    """Task evaluation through :func:`brainlike.downstream.evaluate.run_downstream` (one model, one task)."""
+    from brainlike import progress
+    from brainlike.downstream.evaluate import run_downstream
+
+    run = run_downstream([unit.model], [unit.target], dict(unit.params)["probe"], progress=progress.enabled())
+    records = [r for r in run.records if r.get("task") != "global"]  # global scores need every model: study level
+    return records, run.provenance, None
 
 
 def _plain(value: Any) -> Any:
@@ -347,14 +361,36 @@ class UnitStore:
             return None
         return result
 
+    def detail_path(self, unit: Unit) -> Path:
+        return self.path(unit).with_suffix(".nc")
+
     def save(self, result: Mapping[str, Any]) -> Path:
+        """Write the unit's ``detail.nc`` bytes (if any), then its JSON: the JSON's presence marks the unit done."""
         unit = Unit.from_dict(result["unit"])
         self.folder.mkdir(parents=True, exist_ok=True)
+        body = {k: v for k, v in result.items() if k != "detail"}
+        if result.get("detail") is not None:
+            _atomic_write(self.detail_path(unit), result["detail"])
+        body["has_detail"] = result.get("detail") is not None
         path = self.path(unit)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(result, indent=1, allow_nan=False), encoding="utf-8")
-        os.replace(tmp, path)
+        _atomic_write(path, json.dumps(body, indent=1, allow_nan=False).encode("utf-8"))
         return path
+
+    def load_detail(self, unit: Unit) -> Any:
+        """The unit's detail as an ``xarray.Dataset``, or None."""
+        path = self.detail_path(unit)
+        if not path.exists():
+            return None
+        import xarray as xr
+
+        with xr.open_dataset(path, engine="h5netcdf") as dataset:
+            return dataset.load()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -451,76 +487,81 @@ def run_study(study: Study, *, out: str | os.PathLike | None = None, executor: s
                 log.info("finished %s in %.1f s", unit.label, result["seconds"])
     records = [r for u in units if u.kind == "score" for r in results[u]["records"]]
     downstream = [r for u in units if u.kind == "downstream" for r in results[u]["records"]]
-    seconds = time.perf_counter() - t0
     provenance = study_provenance(study, units, results, kind, started, argv)
-    write_study_results(out_dir, records, downstream, provenance)
-    return StudyRun(out_dir, records, downstream, todo, [u for u in units if u in stored], seconds)
+    write_study_results(out_dir, records, downstream, provenance, _details(store, units))
+    return StudyRun(out_dir, records, downstream, todo, [u for u in units if u in stored], time.perf_counter() - t0)
 
 
 def study_provenance(study: Study, units: list[Unit], results: Mapping[Unit, Mapping[str, Any]], executor: str,
                      started: datetime, argv: list[str] | None) -> dict[str, Any]:
-    """Provenance of a study run: versions, command, study file and its hash, units with timings and hosts."""
+    """Provenance of a study run.
+
+    The study file and its sha256, the executor, the ``BRAINLIKE_*`` variables, the seeds, protocol parameters,
+    data checksums and models gathered from the units' own provenance, and one entry per unit (timing, host,
+    the unit's full provenance). Versions and the command line are added by :func:`brainlike.results.write_results`.
+    """
+    merged: dict[str, dict[str, Any]] = {"data_checksums": {}, "models": {}, "protocol_parameters": {}, "seeds": {}}
+    for unit in units:
+        unit_prov = results[unit].get("provenance") or {}
+        merged["data_checksums"].update(unit_prov.get("data_checksums") or {})
+        merged["models"].update(unit_prov.get("models") or {})
+        if "protocol_parameters" in unit_prov:
+            merged["protocol_parameters"][unit_prov.get("protocol", dict(unit.params).get("protocol"))] = \
+                unit_prov["protocol_parameters"]
+        if "seed" in unit_prov:
+            merged["seeds"][f"{unit.kind}:{unit.target}"] = unit_prov["seed"]
     return {
-        "brainlike": __version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "versions": _versions(),
+        "kind": "study",
         "command": argv if argv is not None else sys.argv,
         "study": {"name": study.name, "sha256": hashlib.sha256(study.source.encode()).hexdigest(),
                   "source": study.source},
         "executor": executor,
         "environment": {k: os.environ.get(k) for k in ENV_VARS},
-        "units": [{**u.to_dict(), "key": u.key, "seconds": results[u]["seconds"], "host": results[u]["host"]}
-                  for u in units],
-        "start": started.isoformat(timespec="seconds"),
-        "end": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **merged,
+        "units": [{**u.to_dict(), "key": u.key, "seconds": results[u]["seconds"], "host": results[u]["host"],
+                   "provenance": results[u].get("provenance")} for u in units],
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _versions() -> dict[str, str]:
-    from importlib import metadata
+def _details(store: UnitStore, units: list[Unit]) -> dict[str, Any]:
+    """Per-target detail of the score units, concatenated over models: ``{"dataset protocol": Dataset}``."""
+    import xarray as xr
 
-    versions = {}
-    for package in ("numpy", "scipy", "torch", "pandas", "xarray", "matplotlib", "ray"):
+    groups: dict[str, list[Any]] = {}
+    for unit in units:
+        if unit.kind == "score" and (detail := store.load_detail(unit)) is not None:
+            groups.setdefault(f"{unit.target} {dict(unit.params)['protocol']}", []).append(detail)
+    merged = {}
+    for name, details in groups.items():
         try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+            merged[name] = xr.concat(details, dim="model", join="outer") if len(details) > 1 else details[0]
+        except (ValueError, KeyError) as exc:  # detail is optional: never fail a study on it
+            log.warning("per-target detail of %s not merged: %s", name, exc)
+    return merged
 
 
 def write_study_results(out_dir: Path, records: list[dict[str, Any]], downstream: list[dict[str, Any]],
-                        provenance: dict[str, Any]) -> None:
-    """Write the results folder (contracts.md section 2) plus parquet tables and ``downstream.jsonl``."""
+                        provenance: dict[str, Any], details: Mapping[str, Any] | None = None) -> None:
+    """Write the results folder (contracts.md section 2) and, for task units, ``downstream.jsonl``/``.csv``.
+
+    The detail goes to ``detail.nc`` when the study has one dataset and protocol, else to one
+    ``detail-<dataset>-<protocol>.nc`` per pair. Downstream records get the global score rows (each task z-scored
+    across the study's models, then averaged).
+    """
     from brainlike.results import write_results
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_results(records, out_dir, provenance)
-    if records:
-        _write_parquet(records, out_dir / "records.parquet")
+    details = dict(details or {})
+    single = next(iter(details.values())) if len(details) == 1 else None
+    write_results(records, out_dir, provenance, single)
+    if len(details) > 1:
+        for name, detail in details.items():
+            slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+            _atomic_write(out_dir / f"detail-{slug}.nc", bytes(detail.to_netcdf(engine="h5netcdf")))
     if downstream:
-        _write_jsonl(downstream, out_dir / "downstream.jsonl")
-        _write_table(downstream, out_dir / "downstream.csv")
-        _write_parquet(downstream, out_dir / "downstream.parquet")
+        from brainlike.downstream.evaluate import DownstreamRun, global_scores, write_downstream
 
-
-def _write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_table(rows: list[dict[str, Any]], path: Path) -> None:
-    import pandas as pd
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
-    import pandas as pd
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    pd.DataFrame(rows).to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+        write_downstream(DownstreamRun(downstream + global_scores(downstream), provenance=provenance), out_dir,
+                         argv=provenance.get("command"))

@@ -49,4 +49,5 @@ def summary_table(records: list[dict]) -> str:
     frame = pd.DataFrame(rows)
     frame["column"] = frame["dataset"] + " " + frame["metric"] + "/" + frame["selection"].fillna("")
     table = frame.pivot_table(index="model", columns="column", values="score", aggfunc="first", sort=False)
+    table = table.rename_axis(None, axis=1)
     return table.to_string(float_format=lambda v: f"{v:.3f}") + "\n"

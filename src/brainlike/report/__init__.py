@@ -82,7 +82,7 @@ def make_report(*results_dirs: str | os.PathLike, out: str | os.PathLike | None 
     from brainlike.report.html import render
 
     page = render(title or f"brainlike report: {results.folders[0].name}", figures,
-                  {"ranking": tables.get("ranking", pd.DataFrame()),
+                  {"ranking": summary_table(tables.get("ranking", pd.DataFrame())),
                    "downstream": tables.get("brain_vs_downstream", pd.DataFrame())},
                   results.provenance, [str(f) for f in results.folders])
     html = out_dir / "report.html"
@@ -114,6 +114,23 @@ def report_tables(results: Results) -> dict[str, pd.DataFrame]:
     if not link.empty:
         tables["brain_vs_downstream"] = link.drop(columns="models")
     return tables
+
+
+def summary_table(ranking: pd.DataFrame) -> pd.DataFrame:
+    """Wide view of the ranking: one row per model, one column per dataset and metric/selection, cells
+    ``score`` or ``score ± sem``; rows sorted by the first column, best first."""
+    if ranking.empty:
+        return ranking
+    frame = ranking.copy()
+    several = frame["protocol"].nunique() > 1
+    frame["column"] = [f"{d} {m}/{s}" + (f" ({p})" if several else "") for d, m, s, p in
+                       frame[["dataset", "metric", "selection", "protocol"]].itertuples(index=False)]
+    frame["cell"] = [f"{v:.3f}" + ("" if pd.isna(e) else f" ± {e:.3f}") for v, e in zip(frame["score"], frame["sem"])]
+    columns = list(dict.fromkeys(frame["column"]))
+    wide = frame.pivot_table(index="model", columns="column", values="cell", aggfunc="first", sort=False)
+    order = frame[frame["column"] == columns[0]].sort_values("score", ascending=False)["model"].tolist()
+    order += [m for m in wide.index if m not in order]
+    return wide.reindex(index=order, columns=columns).rename_axis(None, axis=1).reset_index()
 
 
 def _write_table(frame: pd.DataFrame, stem: Path) -> list[Path]:

@@ -179,57 +179,75 @@ def _error_bar(row: Any, records: pd.DataFrame) -> tuple[float, float, str]:
 def layer_profiles(results: Results) -> pd.DataFrame:
     """Score per layer: ``model, dataset, panel, layer, depth, score, kind``.
 
-    ``kind`` is ``score`` for per-layer scores (records whose ``selection`` is in :data:`PER_LAYER`, or a ``detail.nc``
-    variable named ``layer_score`` with ``model`` and ``layer`` dimensions) and ``chosen`` for the fraction of targets
-    whose selected layer it was (per-target records), used when a model has no per-layer scores.
+    ``kind`` is ``score`` for per-layer scores (records whose ``selection`` is in :data:`PER_LAYER`, records with a
+    ``layer_scores`` dict, float ``detail.nc`` variables with a ``layer`` dimension) and ``chosen`` for the share of
+    targets (and folds) whose selected layer it was (per-target records).
     """
+    order = _layer_orders(results)
     parts = [_profiles_from_records(results.records), *(_profiles_from_detail(d) for d in results.detail)]
     scored = pd.concat([p for p in parts if not p.empty] or [pd.DataFrame()], ignore_index=True)
-    chosen = _profiles_from_choices(results.records)
-    if not scored.empty and not chosen.empty:
-        have = set(zip(scored["model"], scored["dataset"]))
-        chosen = chosen[[(m, d) not in have for m, d in zip(chosen["model"], chosen["dataset"])]]
+    chosen = _profiles_from_choices(results.records, order)
     frames = [f for f in (scored, chosen) if not f.empty]
     if not frames:
         return pd.DataFrame(columns=["model", "dataset", "panel", "layer", "depth", "score", "kind"])
     profiles = pd.concat(frames, ignore_index=True)
-    order = _layer_orders(results)
     profiles["depth"] = [_depth(order, m, layer, profiles) for m, layer in zip(profiles["model"], profiles["layer"])]
     return profiles
 
 
 def _profiles_from_records(records: pd.DataFrame) -> pd.DataFrame:
+    """Per-layer scores from fixed-layer records and from ``layer_scores`` dicts (``{layer: score}``, e.g. RSA)."""
     if records.empty:
         return pd.DataFrame()
-    rows = records[records["selection"].isin(PER_LAYER) & (records["target"] == "all")]
-    rows = rows[_column(rows, "roi").isna() & _column(rows, "subject").isna()]
+    whole = records[(records["target"] == "all") & _column(records, "roi").isna() & _column(records, "subject").isna()]
+    fixed = whole[whole["selection"].isin(PER_LAYER)]
+    rows = [fixed[["model", "dataset", "metric", "protocol", "layer", "score"]]]
+    if "layer_scores" in whole:
+        listed = whole[[isinstance(v, dict) and bool(v) for v in whole["layer_scores"]]]
+        rows.append(pd.DataFrame([{"model": r.model, "dataset": r.dataset, "metric": r.metric, "protocol": r.protocol,
+                                   "layer": layer, "score": value}
+                                  for r in listed.itertuples(index=False) for layer, value in r.layer_scores.items()]))
+    rows = pd.concat([r for r in rows if not r.empty] or [pd.DataFrame()], ignore_index=True)
     if rows.empty:
         return pd.DataFrame()
-    rows = rows.assign(selection="")
-    rows = _with_panel(rows)
+    rows = _with_panel(rows.assign(selection="per layer", score=pd.to_numeric(rows["score"], errors="coerce")))
     out = rows.groupby(["model", "dataset", "panel", "layer"], sort=False, as_index=False)["score"].mean()
     return out.assign(kind="score")
 
 
 def _profiles_from_detail(detail: Any) -> pd.DataFrame:
-    if detail is None or "layer_score" not in detail:
+    """Float variables of ``detail.nc`` with a ``layer`` dimension (e.g. per-layer RSA rho), averaged over the
+    dimensions other than ``model``, ``dataset`` and ``layer``; the variable's name becomes the panel."""
+    if detail is None:
         return pd.DataFrame()
-    array = detail["layer_score"]
-    if not {"model", "layer"} <= set(array.dims):
-        return pd.DataFrame()
-    other = [d for d in array.dims if d not in ("model", "layer", "metric", "dataset")]
-    frame = array.mean(other).to_dataframe(name="score").reset_index()
-    frame["dataset"] = frame.get("dataset", detail.attrs.get("dataset", ""))
-    frame["panel"] = frame.get("metric", detail.attrs.get("metric", "score"))
-    return frame[["model", "dataset", "panel", "layer", "score"]].assign(kind="score")
+    frames = []
+    for name, array in detail.data_vars.items():
+        if "layer" not in array.dims or array.dtype.kind != "f":
+            continue
+        if "model" not in array.dims and "model" not in detail.attrs:
+            continue
+        other = [d for d in array.dims if d not in ("model", "layer", "dataset")]
+        frame = array.mean(other, skipna=True).to_dataframe(name="score").reset_index()
+        if "model" not in frame:
+            frame["model"] = detail.attrs["model"]
+        if "dataset" not in frame:
+            frame["dataset"] = detail.attrs.get("dataset", "")
+        frame["panel"] = str(array.attrs.get("long_name", name))
+        frames.append(frame[["model", "dataset", "panel", "layer", "score"]].dropna(subset=["score"]))
+    return pd.concat(frames, ignore_index=True).assign(kind="score") if frames else pd.DataFrame()
 
 
-def _profiles_from_choices(records: pd.DataFrame) -> pd.DataFrame:
+def _profiles_from_choices(records: pd.DataFrame, orders: dict[str, list[str]]) -> pd.DataFrame:
     rows = per_target(records)
     rows = rows[rows["layer"].notna()] if not rows.empty else rows
     if rows.empty:
         return pd.DataFrame()
     rows = _with_panel(rows)
+    chosen = rows.groupby("model")["layer"].transform("nunique")
+    layers = rows["model"].map(lambda m: len(orders.get(m, [])))
+    rows = rows[(layers > 1) | ((layers == 0) & (chosen > 1))]  # a single-layer model has no profile
+    if rows.empty:
+        return pd.DataFrame()
     counts = rows.groupby(["model", "dataset", "panel", "layer"], sort=False).size().rename("n").reset_index()
     counts["score"] = counts["n"] / counts.groupby(["model", "dataset", "panel"])["n"].transform("sum")
     return counts.drop(columns="n").assign(kind="chosen")

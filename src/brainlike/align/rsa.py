@@ -110,10 +110,24 @@ def cv_layer_rsa(model_rdms: list[np.ndarray], brain_rdm: np.ndarray, folds: np.
     return spearman_upper(assembled, brain_rdm), chosen
 
 
-def leave_one_subject_out_ceiling(subject_rdms: list[np.ndarray]) -> np.ndarray:
-    """Noise ceiling ("topline"): rho between each subject's RDM and the mean RDM of the other subjects."""
+def leave_one_subject_out_ceiling(subject_rdms: list[np.ndarray], rank_first: bool = False) -> np.ndarray:
+    """Noise ceiling ("topline"): rho between each subject's RDM and the mean RDM of the other subjects.
+
+    With ``rank_first`` the other subjects' RDMs are rank-transformed before averaging (rsatoolbox's
+    ``boot_noise_ceiling(method="spearman")`` lower bound); the default averages the RDMs themselves (methods.md).
+    """
     if len(subject_rdms) < 2:
         raise ProtocolError("a leave-one-subject-out ceiling needs at least 2 subjects")
     stack = np.stack(subject_rdms)
+    if rank_first:
+        n = stack.shape[1]
+        i, j = np.triu_indices(n, k=1)
+        ranked = np.zeros_like(stack)
+        for s in range(len(stack)):
+            ranked[s][i, j] = rankdata(stack[s][i, j])
+            ranked[s] = ranked[s] + ranked[s].T
+        total = ranked.sum(axis=0)
+        return np.array([spearman_upper(stack[s], (total - ranked[s]) / (len(stack) - 1))
+                         for s in range(len(stack))])
     total = stack.sum(axis=0)
     return np.array([spearman_upper(stack[s], (total - stack[s]) / (len(stack) - 1)) for s in range(len(stack))])

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"brainlike {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs (cache hits, timings)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     import brainlike.cli as package
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else (logging.WARNING if args.quiet else logging.INFO),
+        level=logging.DEBUG if args.verbose else (logging.ERROR if args.quiet else logging.WARNING),
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -1,0 +1,3 @@
+from brainlike.cli import main
+
+raise SystemExit(main())

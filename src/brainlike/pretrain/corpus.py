@@ -288,36 +288,56 @@ def build_corpus(domain: str, out: str | Path, *, budget_seconds: float = DEFAUL
 
 def collect_clips(domain: str, budget_seconds: float, *, progress: bool = True) -> list[tuple[str, np.ndarray, str]]:
     """Decode candidate clips of a domain up to an exact budget: [(clip id, waveform 16 kHz, source)]."""
-    from brainlike.progress import task
-
     candidates, missing = candidate_clips(domain)
     budget = int(round(budget_seconds * CORPUS_RATE))
-    clips, total = [], 0
-    with task(f"collecting {domain}", total=budget) as advance:
-        for package, path in candidates:
-            if total >= budget:
-                break
-            try:
-                waveform, rate = read_audio(path)
-            except AudioError:
-                continue  # silent or unreadable game asset: skip
-            waveform = resample(waveform, rate, CORPUS_RATE, method="soxr")[: budget - total]
-            clips.append((_clip_id(package, path), waveform, f"{package}:{path}"))
-            total += len(waveform)
-            advance(len(waveform))
+    clips = take_budget(_decode(candidates), budget, f"collecting {domain}", progress)
+    total = sum(len(c[1]) for c in clips)
     if total < budget and domain == "speech":
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            for clip_id, waveform, source in tts_clips((budget - total) / CORPUS_RATE, Path(tmp)):
-                waveform = waveform[: budget - total]
-                clips.append((clip_id, waveform, source))
-                total += len(waveform)
+            clips += take_budget(iter(tts_clips((budget - total) / CORPUS_RATE, Path(tmp))), budget - total,
+                                 "speech synthesis", progress)
+        total = sum(len(c[1]) for c in clips)
     if total < budget:
         hint = f"; not installed: {', '.join(missing)} (run `brainlike corpus setup`)" if missing else ""
         raise DataError(f"{domain} sources give {total / CORPUS_RATE:.0f} s, less than the budget of "
                         f"{budget_seconds:.0f} s{hint}")
     return clips
+
+
+def _decode(candidates: Sequence[tuple[str, Path]]) -> Iterable[tuple[str, np.ndarray, str]]:
+    """Decode (package, path) candidates lazily to 16 kHz, skipping silent or unreadable files."""
+    for package, path in candidates:
+        try:
+            waveform, rate = read_audio(path)
+        except AudioError:
+            continue  # silent or unreadable game asset
+        yield _clip_id(package, path), resample(waveform, rate, CORPUS_RATE, method="soxr"), f"{package}:{path}"
+
+
+def take_budget(clips: Iterable[tuple[str, np.ndarray, str]], budget_samples: int, description: str = "collecting",
+                progress: bool = True) -> list[tuple[str, np.ndarray, str]]:
+    """Take clips in order until exactly ``budget_samples`` samples (the last clip is cut); fewer if they run out."""
+    from brainlike.progress import task
+
+    taken, total = [], 0
+    bar = task(description, total=budget_samples) if progress else _null_bar()
+    with bar as advance:
+        for clip_id, waveform, source in clips:
+            if total >= budget_samples:
+                break
+            waveform = waveform[: budget_samples - total]
+            taken.append((clip_id, waveform, source))
+            total += len(waveform)
+            advance(len(waveform))
+    return taken
+
+
+def _null_bar():
+    import contextlib
+
+    return contextlib.nullcontext(lambda n=1: None)
 
 
 def _clip_id(package: str, path: Path) -> str:

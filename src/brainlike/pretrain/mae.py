@@ -532,26 +532,33 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def training_flops_per_clip(config: MAEConfig, n_tokens: int) -> float:
-    """Matmul FLOPs of one training step for one clip (forward + backward = 3 x forward).
+def training_flop_breakdown(config: MAEConfig, n_tokens: int) -> dict[str, float]:
+    """FLOPs of one training step for one clip, split into dense matmuls and attention (scores + weighted sums).
 
-    Counts the patch embedding, encoder blocks (on the visible tokens for the transformer, all tokens for the conv
-    variant), decoder blocks and head on all tokens; attention scores and weighted sums included; the front end,
-    norms and element-wise operations are left out (the usual MFU convention).
+    Forward + backward: 3 x forward for every layer, except the patch embedding whose input needs no gradient
+    (2 x forward). The encoder runs on the visible tokens (transformer) or all tokens (conv variant); decoder and head
+    on all tokens. The log-mel front end, norms and element-wise operations are left out (the usual MFU convention).
     """
     n_visible = n_tokens - int(round(config.mask_ratio * n_tokens))
     enc_tokens = n_visible if config.encoder == "transformer" else n_tokens
     width, dec = config.width, config.decoder_width
     hidden, dec_hidden = int(width * config.mlp_ratio), int(dec * config.mlp_ratio)
-    if config.encoder == "transformer":
-        enc_block = enc_tokens * (2 * 4 * width * width + 2 * 2 * width * hidden) + 2 * 2 * enc_tokens ** 2 * width
-    else:
-        enc_block = enc_tokens * (2 * config.conv_kernel * width * width + 2 * 2 * width * hidden)
-    dec_block = n_tokens * (2 * 4 * dec * dec + 2 * 2 * dec * dec_hidden) + 2 * 2 * n_tokens ** 2 * dec
+    mixing = 2 * 4 * width * width if config.encoder == "transformer" else 2 * config.conv_kernel * width * width
+    enc_dense = enc_tokens * (mixing + 2 * 2 * width * hidden)  # qkv + proj (or the conv), then the MLP
+    enc_attention = 2 * 2 * enc_tokens ** 2 * width if config.encoder == "transformer" else 0
+    dec_dense = n_tokens * (2 * 4 * dec * dec + 2 * 2 * dec * dec_hidden)
+    dec_attention = 2 * 2 * n_tokens ** 2 * dec
     out = config.patch_dim if config.target == "continuous" else config.n_codes
-    forward = (2 * n_tokens * config.patch_dim * width + config.depth * enc_block + 2 * enc_tokens * width * dec
-               + config.decoder_depth * dec_block + 2 * n_tokens * dec * out)
-    return 3.0 * float(forward)
+    embed = 2 * n_tokens * config.patch_dim * width
+    dense = (config.depth * enc_dense + 2 * enc_tokens * width * dec + config.decoder_depth * dec_dense
+             + 2 * n_tokens * dec * out)
+    attention = config.depth * enc_attention + config.decoder_depth * dec_attention
+    return {"matmul": 3.0 * dense + 2.0 * embed, "attention": 3.0 * attention}
+
+
+def training_flops_per_clip(config: MAEConfig, n_tokens: int) -> float:
+    """Total model FLOPs of one training step for one clip (see :func:`training_flop_breakdown`)."""
+    return float(sum(training_flop_breakdown(config, n_tokens).values()))
 
 
 def with_overrides(config: MAEConfig, **changes: Any) -> MAEConfig:

@@ -1,0 +1,127 @@
+"""Corpora: deterministic manifests, exact budgets, and the leakage check (hash and audio fingerprint)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from brainlike.data.audio import resample
+from brainlike.errors import DataError
+from brainlike.pretrain import corpus as corpora
+from brainlike.pretrain.corpus import (LeakageError, bit_error_rate, build_synthetic, check_leakage, fingerprint,
+                                       load_corpus, synthetic_clip, take_budget, write_corpus)
+
+
+def test_synthetic_corpus_is_deterministic(tmp_path):
+    a = build_synthetic(tmp_path / "a", n_clips=6, seconds=1.0, seed=3)
+    b = build_synthetic(tmp_path / "b", n_clips=6, seconds=1.0, seed=3)
+    c = build_synthetic(tmp_path / "c", n_clips=6, seconds=1.0, seed=4)
+    summary = [json.loads((p / "corpus.json").read_text()) for p in (a, b, c)]
+    assert summary[0]["manifest_sha256"] == summary[1]["manifest_sha256"] != summary[2]["manifest_sha256"]
+    assert summary[0]["n_clips"] == 6 and summary[0]["seconds"] == pytest.approx(6.0)
+    loaded = load_corpus(a)
+    assert loaded.seconds == pytest.approx(6.0) and loaded.manifest_sha256 == summary[0]["manifest_sha256"]
+
+
+def test_manifest_detects_modified_files(tmp_path):
+    path = build_synthetic(tmp_path / "c", n_clips=2, seconds=0.5)
+    victim = sorted((path / "audio").glob("*.wav"))[0]
+    sf.write(str(victim), np.zeros(100), 16000)
+    with pytest.raises(DataError, match="does not match its manifest"):
+        load_corpus(path)
+
+
+def test_take_budget_is_exact():
+    clips = [(f"c{i}", np.ones(n, np.float32), "src") for i, n in enumerate([700, 300, 1000, 50])]
+    taken = take_budget(iter(clips), 1234, progress=False)
+    assert [len(c[1]) for c in taken] == [700, 300, 234]
+    assert sum(len(c[1]) for c in take_budget(iter(clips), 10_000, progress=False)) == 2050  # runs out
+
+
+def test_build_corpus_rejects_unknown_domain(tmp_path):
+    with pytest.raises(DataError, match="unknown corpus domain"):
+        corpora.build_corpus("podcasts", tmp_path / "x", budget_seconds=1)
+
+
+def _references(folder: Path, n: int = 6, rate: int = 44100) -> list[Path]:
+    """Evaluation-like reference clips (2 s, 44.1 kHz) in a folder laid out like natsound165."""
+    out = folder / "natsound165" / "stimuli" / "wav"
+    out.mkdir(parents=True)
+    rng = np.random.default_rng(100)
+    paths = []
+    for i in range(n):
+        clip = synthetic_clip(rng, 2.0, rate)
+        path = out / f"stim{i}_ref.wav"
+        sf.write(str(path), clip, rate, subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
+def test_fingerprint_is_gain_invariant_and_robust_to_resampling():
+    rng = np.random.default_rng(0)
+    clip = synthetic_clip(rng, 3.0, 44100)
+    a = fingerprint(clip, 44100)
+    b = fingerprint(0.3 * resample(clip, 44100, 16000) + 0.001 * rng.standard_normal(48000).astype(np.float32),
+                    16000)
+    other = fingerprint(synthetic_clip(rng, 3.0, 44100), 44100)
+    n = min(len(a), len(b))
+    assert bit_error_rate(a[:n], b[:n]) < 0.2
+    assert bit_error_rate(a[:n], other[:n]) > 0.35
+
+
+def test_leakage_check_catches_hidden_near_duplicate(tmp_path):
+    refs = _references(tmp_path / "data")
+    wave, rate = sf.read(str(refs[2]), dtype="float32")
+    rng = np.random.default_rng(1)
+    hidden = 0.4 * resample(wave, rate, 16000) + 0.002 * rng.standard_normal(32000).astype(np.float32)
+    padding = synthetic_clip(rng, 1.3)
+    long_clip = np.concatenate([padding, hidden, synthetic_clip(rng, 2.0)])  # the stimulus 1.3 s into a clip
+    clips = [("clean", synthetic_clip(rng, 4.0), "synthetic"), ("suspect", long_clip, "synthetic")]
+    with pytest.raises(LeakageError, match=r"audio/suspect.wav contains natsound165/stimuli/wav/stim2_ref.wav"):
+        write_corpus(tmp_path / "corpus", clips, name="corpus", domain="test", budget=None, check=refs,
+                     progress=False)
+    assert not (tmp_path / "corpus").exists() and not (tmp_path / "corpus.partial").exists()
+
+
+def test_leakage_check_catches_exact_copies_and_passes_clean_corpora(tmp_path):
+    refs = _references(tmp_path / "data")
+    clean = build_synthetic(tmp_path / "clean", n_clips=4, seconds=2.0, seed=9)
+    assert check_leakage(clean, refs, progress=False)["result"] == "clean"
+    copied = tmp_path / "copied"
+    shutil.copytree(clean, copied)
+    shutil.copy(refs[0], copied / "audio" / "extra.wav")
+    (copied / "manifest.jsonl").unlink()  # a plain folder: every audio file is checked
+    with pytest.raises(LeakageError, match="same sha256"):
+        check_leakage(copied, refs, progress=False)
+
+
+def test_leakage_against_the_real_stimuli(data_root, tmp_path):
+    """A resampled, quieter copy of a real stimulus inside a corpus clip is caught; the synthetic corpus is clean."""
+    wavs = sorted((data_root / "natsound165" / "stimuli" / "wav").glob("*.wav"))
+    stim = wavs[40]
+    wave, rate = sf.read(str(stim), dtype="float32")
+    rng = np.random.default_rng(0)
+    clips = [("a", synthetic_clip(rng, 3.0), "synthetic"),
+             ("b", np.concatenate([synthetic_clip(rng, 0.7), 0.5 * resample(wave, rate, 16000)]), "synthetic")]
+    with pytest.raises(LeakageError, match=stim.name):
+        write_corpus(tmp_path / "c", clips, name="c", domain="test", budget=None, check=wavs, progress=False)
+    assert check_leakage(build_synthetic(tmp_path / "s", n_clips=8, seconds=2.0), wavs, progress=False)
+
+
+def test_setup_command_lists_the_corpus_packages():
+    command = corpora.run_setup(dry_run=True)
+    assert command[:2] == ["apt-get", "install"]
+    assert {"asterisk-core-sounds-en-wav", "wesnoth-1.16-music", "lincity-ng-data", "espeak-ng"} <= set(command)
+
+
+@pytest.mark.corpus
+def test_build_speech_corpus_from_debian_packages(tmp_path, data_root):
+    path = corpora.build_corpus("speech", tmp_path / "speech", budget_seconds=60, progress=False)
+    summary = json.loads((path / "corpus.json").read_text())
+    assert summary["seconds"] == pytest.approx(60.0, abs=1e-4)
+    assert summary["leakage_check"]["result"] == "clean"

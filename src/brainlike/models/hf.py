@@ -298,12 +298,15 @@ def _quiet_transformers() -> Iterator[None]:
     """Silence transformers' load reports (unused text-tower weights...) while loading, then restore."""
     from transformers.utils import logging as tlog
 
-    level = tlog.get_verbosity()
+    level, bars = tlog.get_verbosity(), tlog.is_progress_bar_enabled()
     tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
     try:
         yield
     finally:
         tlog.set_verbosity(level)
+        if bars:
+            tlog.enable_progress_bar()
 
 
 def parse_random_argument(argument: str) -> tuple[str, dict[str, Any]]:
@@ -385,6 +388,15 @@ def _offline() -> bool:
     return any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"} for name in OFFLINE_ENV)
 
 
+def hub_cache_dir() -> str | None:
+    """The hub cache folder as the environment says now (``HF_HUB_CACHE``, else ``HF_HOME/hub``; None: default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
+    return None
+
+
 def resolve_checkpoint(argument: str) -> Path:
     """The local folder of ``argument``: an existing path, else the hub-cache snapshot of that hub id.
 
@@ -401,15 +413,16 @@ def resolve_checkpoint(argument: str) -> Path:
     from huggingface_hub import snapshot_download
 
     patterns = ["*.json", "*.safetensors", "*.txt", "pytorch_model.bin"]
+    cache_dir = hub_cache_dir()
     try:
-        return Path(snapshot_download(argument, local_files_only=True, allow_patterns=patterns))
-    except Exception as exc:  # LocalEntryNotFoundError, HFValidationError...
-        local_error = _first_line(exc)
+        return Path(snapshot_download(argument, local_files_only=True, allow_patterns=patterns, cache_dir=cache_dir))
+    except Exception:  # LocalEntryNotFoundError, HFValidationError...
+        pass
     if _offline():
-        raise BrainlikeError(f"hf: {argument!r} is not in the local Hugging Face cache and offline mode is on "
-                             f"({local_error}); download it with internet or give a local folder") from None
+        raise BrainlikeError(f"hf: {argument!r} is not in the local Hugging Face cache ({cache_dir or 'default'}) "
+                             "and offline mode is on; download it with internet or give a local folder") from None
     try:
-        return Path(snapshot_download(argument, allow_patterns=patterns))
+        return Path(snapshot_download(argument, allow_patterns=patterns, cache_dir=cache_dir))
     except Exception as exc:
         raise BrainlikeError(f"hf: {argument!r} is neither cached locally nor downloadable: {_first_line(exc)}") from None
 

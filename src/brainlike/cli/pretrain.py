@@ -142,6 +142,8 @@ def _register_experiment(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="experiment folder (tables, plots, trained models)")
     p.add_argument("--config", default="tiny", help="training preset for the models it trains (default tiny)")
     p.add_argument("--steps", type=int, help="override training steps")
+    p.add_argument("--batch-size", type=int, help="override the training batch size")
+    p.add_argument("--checkpoint-every", type=int, help="override the checkpoint interval (checkpoints experiment)")
     p.add_argument("--corpora", nargs="+", help="diversity: corpora to compare "
                                                 "(default speech music environmental mixture)")
     p.add_argument("--corpus", default="mixture", help="corpus for checkpoints / architecture (default mixture)")
@@ -160,6 +162,7 @@ def _experiment(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     table_path = experiments.run(args.kind, out=args.out, config=args.config, steps=args.steps, corpora=args.corpora,
-                                 corpus=args.corpus, run_dir=args.run, task=args.task, dataset=args.dataset)
+                                 corpus=args.corpus, run_dir=args.run, task=args.task, dataset=args.dataset,
+                                 batch_size=args.batch_size, checkpoint_every=args.checkpoint_every)
     print(table_path.read_text() if table_path.suffix == ".md" else table_path, file=sys.stdout)
     return 0

@@ -58,7 +58,7 @@ SOURCES: dict[str, list[Source]] = {
               Source("widelands-data", r"/music/"), Source("megaglest-data", r"/music/"),
               Source("supertux-data", r"/music/")],
     "environmental": [Source("lincity-ng-data", r"/sounds/"), Source("widelands-data", r"/sound/", r"/music/"),
-                      Source("megaglest-data", r"/sounds/", r"/music/")],
+                      Source("megaglest-data", r"/(tilesets/[^/]+/sounds|water_sounds|commondata/sounds)/", r"/music/")],
 }
 """Per-domain sources from audio-corpora.md. Packages that are not installed are skipped (and reported)."""
 

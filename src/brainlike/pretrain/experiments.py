@@ -31,31 +31,37 @@ DIVERSITY_CORPORA = ("speech", "music", "environmental", "mixture")
 
 def run(kind: str, *, out: str | Path, config: str = "tiny", steps: int | None = None,
         corpora: Sequence[str] | None = None, corpus: str = "mixture", run_dir: str | None = None,
-        task: str | None = "esc10", dataset: str = "nh2015-components") -> Path:
-    """Run one experiment; returns the path of its markdown table."""
+        task: str | None = "esc10", dataset: str = "nh2015-components", batch_size: int | None = None,
+        checkpoint_every: int | None = None) -> Path:
+    """Run one experiment; returns the path of its markdown table.
+
+    ``config``, ``steps``, ``batch_size`` and ``checkpoint_every`` set how the models it trains are trained
+    (a preset name and overrides); ``run_dir`` reuses an existing training folder (checkpoints, finetune).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    training = {"steps": steps, "batch_size": batch_size, "checkpoint_every": checkpoint_every}
     if kind == "diversity":
-        table = diversity(out, corpora or DIVERSITY_CORPORA, config, steps, dataset)
+        table = diversity(out, corpora or DIVERSITY_CORPORA, config, training, dataset)
     elif kind == "checkpoints":
-        table = checkpoints(out, run_dir or str(train_model(out, corpus, config, steps)), dataset)
+        table = checkpoints(out, run_dir or str(train_model(out, corpus, config, training)), dataset)
     elif kind == "architecture":
-        table = architecture(out, corpus, config, steps, dataset)
+        table = architecture(out, corpus, config, training, dataset)
     elif kind == "finetune":
-        table = finetune(out, run_dir or str(train_model(out, corpus, config, steps)), task or "esc10", dataset)
+        table = finetune(out, run_dir or str(train_model(out, corpus, config, training)), task or "esc10", dataset)
     else:
         raise PretrainError(f"unknown experiment {kind!r}; choose from {', '.join(KINDS)}")
     return write_table(table, out, kind)
 
 
 # ------------------------------------------------------------------------------------------------------------ helpers
-def train_model(out: Path, corpus: str, config: str, steps: int | None, name: str | None = None,
+def train_model(out: Path, corpus: str, config: str, training: dict[str, Any], name: str | None = None,
                 **model_changes: Any) -> Path:
-    """Train (or resume) ``models/<name>`` of an experiment; returns the run folder."""
+    """Train (or resume) ``models/<name>`` of an experiment (preset ``config`` with ``training`` overrides)."""
     from brainlike.pretrain.presets import override, preset
     from brainlike.pretrain.train import train
 
-    cfg = override(preset(config), model_changes, {"steps": steps})
+    cfg = override(preset(config), model_changes, training)
     folder = out / "models" / (name or f"{Path(corpus).name}-{config}")
     train(cfg, corpus, folder, progress=True)
     return folder
@@ -143,11 +149,12 @@ def _plot_bars(table: pd.DataFrame, label: str, columns: Sequence[str], path: Pa
 HEADLINE = ["regression_all", "regression_speech", "regression_music", "rsa_layer-max", "rsa_cv"]
 
 
-def diversity(out: Path, corpora: Sequence[str], config: str, steps: int | None, dataset: str) -> pd.DataFrame:
+def diversity(out: Path, corpora: Sequence[str], config: str, training: dict[str, Any], dataset: str
+              ) -> pd.DataFrame:
     """One model per corpus at equal budget; brain scores per corpus (plus the untrained model, step 0)."""
     rows = []
     for corpus in corpora:
-        folder = train_model(out, corpus, config, steps)
+        folder = train_model(out, corpus, config, training)
         if not rows:
             rows.append({"corpus": "untrained (step 0)", **brain_summary(f"mae:{_step(folder, 0)}", dataset)})
         rows.append({"corpus": Path(corpus).name, **brain_summary(f"mae:{folder}", dataset)})
@@ -192,11 +199,11 @@ def _plot_checkpoints(table: pd.DataFrame, path: Path, dataset: str) -> None:
     plt.close(fig)
 
 
-def architecture(out: Path, corpus: str, config: str, steps: int | None, dataset: str) -> pd.DataFrame:
+def architecture(out: Path, corpus: str, config: str, training: dict[str, Any], dataset: str) -> pd.DataFrame:
     """Transformer versus convolutional encoder (same objective, corpus, steps); untrained twins included."""
     rows = []
     for encoder in ("transformer", "conv"):
-        folder = train_model(out, corpus, config, steps, name=f"{Path(corpus).name}-{config}-{encoder}",
+        folder = train_model(out, corpus, config, training, name=f"{Path(corpus).name}-{config}-{encoder}",
                              encoder=encoder)
         rows.append({"encoder": encoder, "weights": "untrained", **brain_summary(f"mae:{_step(folder, 0)}", dataset)})
         rows.append({"encoder": encoder, "weights": "pretrained", **brain_summary(f"mae:{folder}", dataset)})

@@ -42,7 +42,7 @@ def run(kind: str, *, out: str | Path, config: str = "tiny", steps: int | None =
     out.mkdir(parents=True, exist_ok=True)
     training = {"steps": steps, "batch_size": batch_size, "checkpoint_every": checkpoint_every}
     if kind == "diversity":
-        table = diversity(out, corpora or DIVERSITY_CORPORA, config, training, dataset)
+        table = diversity(out, corpora or DIVERSITY_CORPORA, config, training, dataset, task)
     elif kind == "checkpoints":
         table = checkpoints(out, run_dir or str(train_model(out, corpus, config, training)), dataset)
     elif kind == "architecture":
@@ -149,18 +149,32 @@ def _plot_bars(table: pd.DataFrame, label: str, columns: Sequence[str], path: Pa
 HEADLINE = ["regression_all", "regression_speech", "regression_music", "rsa_layer-max", "rsa_cv"]
 
 
-def diversity(out: Path, corpora: Sequence[str], config: str, training: dict[str, Any], dataset: str
-              ) -> pd.DataFrame:
-    """One model per corpus at equal budget; brain scores per corpus (plus the untrained model, step 0)."""
+def diversity(out: Path, corpora: Sequence[str], config: str, training: dict[str, Any], dataset: str,
+              task: str | None = None) -> pd.DataFrame:
+    """One model per corpus at equal budget; brain scores (and a downstream linear probe) per corpus.
+
+    The untrained model (step 0 of the first run; every run starts from the same seeded weights) is the baseline.
+    """
     rows = []
     for corpus in corpora:
         folder = train_model(out, corpus, config, training)
         if not rows:
-            rows.append({"corpus": "untrained (step 0)", **brain_summary(f"mae:{_step(folder, 0)}", dataset)})
-        rows.append({"corpus": Path(corpus).name, **brain_summary(f"mae:{folder}", dataset)})
+            rows.append({"corpus": "untrained (step 0)", **model_summary(f"mae:{_step(folder, 0)}", dataset, task)})
+        rows.append({"corpus": Path(corpus).name, **model_summary(f"mae:{folder}", dataset, task)})
     table = pd.DataFrame(rows)
     _plot_bars(table, "corpus", HEADLINE, out / "diversity.png", f"pretraining data vs {dataset}")
     return table
+
+
+def model_summary(spec: str, dataset: str, task: str | None) -> dict[str, Any]:
+    """Brain scores plus, when ``task`` is given, the fold-mean accuracy of a linear probe on that task."""
+    row = brain_summary(spec, dataset)
+    if task:
+        from brainlike.downstream.evaluate import run_downstream
+
+        records = run_downstream([spec], [task], probe="linear", progress=False).records
+        row[f"{task}_linear"] = next(r["score"] for r in records if r.get("task") == task and r.get("fold") is None)
+    return row
 
 
 def checkpoints(out: Path, run_dir: str, dataset: str) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -186,6 +187,9 @@ class RayExecutor(Executor):
         self._started = False
 
     def __enter__(self) -> "RayExecutor":
+        if not self.address and "ray" not in sys.modules:
+            # A local instance listens on the loopback interface only (Ray otherwise binds the node's network IP).
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         try:
             import ray
         except ImportError:

@@ -47,6 +47,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from brainlike import progress as bars
 from brainlike.errors import BrainlikeError
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ def study_from_dict(data: Mapping[str, Any], default_name: str = "study", source
         return Study(
             name=name,
             models=_names(body, "models"),
-            datasets=_names(body, "datasets"),
+            datasets=[str(Path(d).expanduser().resolve()) if _is_path(d) else d for d in _names(body, "datasets")],
             metrics=_names(body, "metrics", list(METRICS)),
             protocols=_names(body, "protocols", ["pepino2025"]),
             tasks=_names(body, "tasks"),
@@ -425,8 +426,34 @@ class StudyRun:
     seconds: float
 
 
+def check_names(study: Study) -> None:
+    """Fail before running anything if a model, dataset or task name is unknown (with close matches)."""
+    import difflib
+
+    from brainlike.data.neural import DATASETS, list_datasets
+    from brainlike.models.registry import parse_spec
+
+    for model in study.models:
+        parse_spec(model)
+    list_datasets()  # registers optional datasets
+    for dataset in study.datasets:
+        if dataset not in DATASETS and not _is_path(dataset):
+            close = difflib.get_close_matches(dataset, list(DATASETS), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise StudyError(f"study {study.name!r}: unknown dataset {dataset!r}{hint} (see `brainlike datasets`)")
+    if study.tasks:
+        from brainlike.downstream.tasks import resolve_tasks
+
+        study.tasks = resolve_tasks(study.tasks)  # expands "all"
+
+
+def _is_path(name: str) -> bool:
+    return name.endswith((".nc", ".npz")) or "/" in name or os.sep in name
+
+
 def pending_units(study: Study, out: Path | None = None) -> tuple[list[Unit], list[Unit]]:
     """Split the study's units into (pending, done) according to the unit store."""
+    check_names(study)
     store = UnitStore(Path(out or study.out))
     pending, done = [], []
     for unit in study.units():
@@ -462,8 +489,7 @@ def run_study(study: Study, *, out: str | os.PathLike | None = None, executor: s
     -------
     StudyRun
     """
-    from brainlike.executors import make_executor
-
+    check_names(study)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     out_dir = Path(out or study.out).expanduser().resolve()
@@ -474,22 +500,36 @@ def run_study(study: Study, *, out: str | os.PathLike | None = None, executor: s
     kind = executor or study.executor
     log.info("study %s: %d units, %d stored, %d to compute on %s", study.name, len(units), len(stored), len(todo), kind)
     results = dict(stored)
-    if todo:
-        runner = make_executor(kind, workers=workers or study.workers, address=address or study.address,
-                               num_cpus=study.num_cpus, num_gpus=study.num_gpus)
-        env = {k: os.environ[k] for k in ENV_VARS if k in os.environ}
-        with runner:
-            for result in runner.map(run_unit, [u.to_dict() for u in todo], env=env, progress=progress,
-                                     description=f"study {study.name}"):
-                unit = Unit.from_dict(result["unit"])
-                store.save(result)
-                results[unit] = result
-                log.info("finished %s in %.1f s", unit.label, result["seconds"])
+    was_enabled = bars.enabled()
+    bars.set_enabled(was_enabled and progress)  # progress=False also silences the units' own bars
+    try:
+        _compute(study, todo, store, results, kind, workers, address, progress)
+    finally:
+        bars.set_enabled(was_enabled)
     records = [r for u in units if u.kind == "score" for r in results[u]["records"]]
     downstream = [r for u in units if u.kind == "downstream" for r in results[u]["records"]]
     provenance = study_provenance(study, units, results, kind, started, argv)
     write_study_results(out_dir, records, downstream, provenance, _details(store, units))
     return StudyRun(out_dir, records, downstream, todo, [u for u in units if u in stored], time.perf_counter() - t0)
+
+
+def _compute(study: Study, todo: list[Unit], store: UnitStore, results: dict[Unit, Any], kind: str,
+             workers: int | None, address: str | None, progress: bool) -> None:
+    """Run the pending units on the executor, storing each result as soon as it arrives."""
+    from brainlike.executors import make_executor
+
+    if not todo:
+        return
+    runner = make_executor(kind, workers=workers or study.workers, address=address or study.address,
+                           num_cpus=study.num_cpus, num_gpus=study.num_gpus)
+    env = {k: os.environ[k] for k in ENV_VARS if k in os.environ}
+    with runner:
+        for result in runner.map(run_unit, [u.to_dict() for u in todo], env=env, progress=progress,
+                                 description=f"study {study.name}"):
+            unit = Unit.from_dict(result["unit"])
+            store.save(result)
+            results[unit] = result
+            log.info("finished %s in %.1f s", unit.label, result["seconds"])
 
 
 def study_provenance(study: Study, units: list[Unit], results: Mapping[Unit, Mapping[str, Any]], executor: str,

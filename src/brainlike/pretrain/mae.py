@@ -364,7 +364,7 @@ class MaskedAudioModel(nn.Module):
                 x = block(x)
             y = self.decoder_embed(self.norm(x))
             return torch.where(mask[..., None], self.decoder_mask.to(y.dtype), y)
-        n_keep = n_tokens - int(mask[0].sum())
+        n_keep = n_tokens - int(round(self.config.mask_ratio * n_tokens))  # span_mask's exact count: no sync
         order = torch.argsort(mask.to(torch.int8), dim=1, stable=True)  # visible first, in position order
         keep = order[:, :n_keep]  # (batch, n_keep)
         x = torch.gather(x + pos, 1, keep[..., None].expand(-1, -1, x.shape[2]))  # (batch, n_keep, width)

@@ -79,6 +79,34 @@ class SegmentSampler:
         return self.segments(np.arange(step * batch_size, (step + 1) * batch_size))
 
 
+class Prefetcher:
+    """Prepares the next step's batch (pinned, on a background thread) while the GPU runs the current one.
+
+    The batch of a step depends only on the step, so prefetching changes nothing in the result.
+    """
+
+    def __init__(self, sampler: SegmentSampler, batch_size: int, pin: bool) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.sampler, self.batch_size, self.pin = sampler, batch_size, pin
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pending: dict[int, Any] = {}
+
+    def _load(self, step: int) -> torch.Tensor:
+        tensor = torch.from_numpy(self.sampler.batch(step, self.batch_size))
+        return tensor.pin_memory() if self.pin else tensor
+
+    def get(self, step: int, last: int) -> torch.Tensor:
+        future = self.pending.pop(step, None)
+        tensor = future.result() if future is not None else self._load(step)
+        if step + 1 < last:
+            self.pending[step + 1] = self.pool.submit(self._load, step + 1)
+        return tensor
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
 def learning_rate(config: TrainConfig, step: int) -> float:
     """Linear warm-up to ``lr`` then cosine decay to ``min_lr`` at ``steps``."""
     if step < config.warmup_steps:
@@ -266,12 +294,13 @@ def _loop(config: TrainConfig, out: Path, model: MaskedAudioModel, step_fn: Any,
     bar = bars.task(f"pretraining to step {config.steps}", total=config.steps - start) if progress else \
         contextlib.nullcontext(lambda n=1: None)
     _write_loss(out, rows, mode="w")
-    with bar as advance:
+    prefetch = Prefetcher(sampler, config.batch_size, pin=use_cuda)
+    with bar as advance, contextlib.closing(prefetch):
         for step in range(start, config.steps):
             lr = learning_rate(config, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            waves = torch.from_numpy(sampler.batch(step, config.batch_size)).to(device, non_blocking=True)
+            waves = prefetch.get(step, config.steps).to(device, non_blocking=True)
             mask = span_mask(config.batch_size, n_tokens, config.model.mask_ratio, config.model.mask_span,
                              mask_generator(config.seed, step)).to(device)
             codes = model.quantise(code_features(model, teacher, waves)) if config.model.target == "discrete" else None

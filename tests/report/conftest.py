@@ -1,89 +1,12 @@
-"""A results folder in the contracts.md format, written by the tests themselves (small, synthetic, known numbers)."""
+"""Fixtures of the report tests: a results folder in the contracts.md format (see report_fixtures.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-COMPONENTS = ["lowfreq", "highfreq", "envsounds", "pitch", "speech", "music"]
-MODELS = ["spectrotemporal", "melspec", "random-features", "melspec@random", "whisper-base"]
-# per-component R2 of each model (rows follow MODELS, columns COMPONENTS)
-R2 = np.array([
-    [0.80, 0.70, 0.60, 0.40, 0.30, 0.35],
-    [0.75, 0.60, 0.55, 0.35, 0.25, 0.30],
-    [0.05, 0.02, 0.01, 0.00, 0.03, 0.04],
-    [0.50, 0.40, 0.30, 0.20, 0.10, 0.15],
-    [0.85, 0.75, 0.70, 0.55, 0.80, 0.45],
-])
-RSA = np.array([0.30, 0.25, 0.01, 0.12, 0.45])
-DOWNSTREAM = {  # task -> per-model accuracy (mean over folds); ordered like MODELS
-    "esc10": [0.60, 0.55, 0.12, 0.30, 0.80],
-    "fsdd": [0.50, 0.60, 0.10, 0.25, 0.90],
-    "ravdess": [0.30, 0.35, 0.13, 0.20, 0.55],
-}
-LAYERS = {"spectrotemporal": ["avgpool"], "melspec": ["mel128", "mel64", "mfcc"],
-          "random-features": ["features"], "melspec@random": ["mel128", "mel64", "mfcc"],
-          "whisper-base": ["conv", "block1", "block2", "block3"]}
-
-
-def record(model: str, dataset: str, metric: str, selection: str, target: str, score: float, **extra) -> dict:
-    row = {"model": model, "dataset": dataset, "metric": metric, "protocol": "pepino2025", "selection": selection,
-           "target": target, "score": float(score), "sem": None, "layer": LAYERS[model][-1]}
-    row.update(extra)
-    return row
-
-
-def brain_records() -> list[dict]:
-    rows = []
-    for i, model in enumerate(MODELS):
-        for j, component in enumerate(COMPONENTS):
-            rows.append(record(model, "nh2015-components", "regression", "nested-cv", component, R2[i, j],
-                               layer=LAYERS[model][j % len(LAYERS[model])]))
-        rows.append(record(model, "nh2015-components", "regression", "nested-cv", "all", np.median(R2[i])))
-        rows.append(record(model, "nh2015-components", "rsa", "layer-max", "all", RSA[i]))
-        rows.append(record(model, "nh2015-components", "rsa", "cv", "all", RSA[i] - 0.02))
-        # a voxel dataset with subjects and ROIs: aggregate with an SEM, one row per ROI
-        rows.append(record(model, "toy-voxels", "regression", "nested-cv", "all", R2[i].mean(), sem=0.02,
-                           n_subjects=3))
-        for k, roi in enumerate(["Primary", "Anterior", "Lateral", "Posterior"]):
-            rows.append(record(model, "toy-voxels", "regression", "nested-cv", "all", R2[i].mean() - 0.05 * k,
-                               sem=0.01, roi=roi))
-    for step, rho in ((0, 0.20), (1000, 0.35), (2000, 0.45)):  # checkpoint curves, per layer
-        for layer, offset in (("block2", 0.0), ("block4", 0.05)):
-            row = record("melspec", "nh2015-components", "rsa", "layer", "all", rho + offset)
-            row.update(model=f"mae:runs/tiny/step_{step}.pt", layer=layer)
-            rows.append(row)
-    return rows
-
-
-def downstream_records() -> list[dict]:
-    rows = []
-    for task, scores in DOWNSTREAM.items():
-        for model, score in zip(MODELS, scores):
-            for fold, delta in zip(range(1, 6), (-0.02, -0.01, 0.0, 0.01, 0.02)):  # fold mean = score
-                rows.append({"model": model, "task": task, "probe": "linear", "fold": fold, "metric": "accuracy",
-                             "score": score + delta})
-    return rows
-
-
-def provenance() -> dict:
-    return {"brainlike": "0.1.0", "python": "3.11.2", "versions": {"numpy": "2.4.0", "torch": "2.13.0"},
-            "command": ["brainlike", "score", *MODELS], "seeds": {"random": 0},
-            "protocol": {"pepino2025": {"alphas": [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 50], "folds": 5}},
-            "data": {"natsound165": "ab" * 32, "nh2015-components": "cd" * 32},
-            "models": [{"name": m, "layers": LAYERS[m], "weights_id": "none"} for m in MODELS]}
-
-
-def write_results(folder: Path, *, downstream: bool = True) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in brain_records()))
-    if downstream:
-        (folder / "downstream.jsonl").write_text("".join(json.dumps(r) + "\n" for r in downstream_records()))
-    (folder / "provenance.json").write_text(json.dumps(provenance()))
-    return folder
+from report_fixtures import write_results
 
 
 @pytest.fixture

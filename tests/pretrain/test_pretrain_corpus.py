@@ -125,3 +125,16 @@ def test_build_speech_corpus_from_debian_packages(tmp_path, data_root):
     summary = json.loads((path / "corpus.json").read_text())
     assert summary["seconds"] == pytest.approx(60.0, abs=1e-4)
     assert summary["leakage_check"]["result"] == "clean"
+
+
+def test_drop_leaks_skips_matching_clips_and_fills_the_budget(tmp_path):
+    refs = _references(tmp_path / "data")
+    wave, rate = sf.read(str(refs[1]), dtype="float32")
+    rng = np.random.default_rng(5)
+    candidates = [("a", synthetic_clip(rng, 2.0), "synthetic"), ("leak", resample(wave, rate, 16000), "synthetic"),
+                  ("b", synthetic_clip(rng, 2.0), "synthetic"), ("c", synthetic_clip(rng, 2.0), "synthetic")]
+    dropped: list[dict] = []
+    taken = take_budget(iter(candidates), 5 * 16000, progress=False,
+                        skip=corpora.leak_filter(refs, dropped, progress=False))
+    assert [c[0] for c in taken] == ["a", "b", "c"] and sum(len(c[1]) for c in taken) == 5 * 16000
+    assert len(dropped) == 1 and "stim1_ref.wav" in dropped[0]["reason"]

@@ -97,6 +97,8 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--hours", type=float, default=1.0, help="duration budget (default 1 h)")
     build.add_argument("--out", help="output folder (default $BRAINLIKE_CACHE/corpora/DOMAIN)")
     build.add_argument("--seed", type=int, default=0, help="seed of the synthetic corpus")
+    build.add_argument("--drop-leaks", action="store_true",
+                       help="skip source clips that match evaluation audio (listed in corpus.json) instead of failing")
     build.set_defaults(handler=_corpus_build)
     check = sub.add_parser("check", help="leakage check of a corpus folder against the evaluation audio")
     check.add_argument("path")
@@ -119,7 +121,7 @@ def _corpus_build(args: argparse.Namespace) -> int:
     if args.domain == "synthetic":
         path = build_synthetic(out, n_clips=max(1, int(args.hours * 900)), seconds=4.0, seed=args.seed)
     else:
-        path = build_corpus(args.domain, out, budget_seconds=args.hours * 3600)
+        path = build_corpus(args.domain, out, budget_seconds=args.hours * 3600, drop_leaks=args.drop_leaks)
     summary = json.loads((path / "corpus.json").read_text())
     print(f"{path}: {summary['n_clips']} clips, {summary['seconds'] / 3600:.3f} h, "
           f"manifest sha256 {summary['manifest_sha256'][:16]}")

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -265,39 +265,58 @@ def tts_clips(seconds_needed: float, workdir: Path) -> list[tuple[str, np.ndarra
 
 # ------------------------------------------------------------------------------------------------------------ building
 def build_corpus(domain: str, out: str | Path, *, budget_seconds: float = DEFAULT_BUDGET_SECONDS,
-                 references: Sequence[Path] | None = None, progress: bool = True) -> Path:
+                 references: Sequence[Path] | None = None, drop_leaks: bool = False, progress: bool = True) -> Path:
     """Build a domain corpus (``speech``, ``music``, ``environmental``) or ``mixture`` (equal thirds).
 
     Clips come from the installed source packages (round-robin over sources, sorted paths), are decoded, resampled to
     16 kHz mono and taken until ``budget_seconds`` is reached exactly (the last clip is cut). Speech is topped up with
     espeak-ng when the recordings fall short. Raises :class:`DataError` when a domain cannot fill its budget and
-    :class:`LeakageError` when a clip duplicates evaluation audio (then nothing is written).
+    :class:`LeakageError` when a clip duplicates evaluation audio (then nothing is written). With ``drop_leaks``,
+    candidate clips that match evaluation audio are skipped (and listed in corpus.json) and the next candidates fill
+    the budget; the final check still runs.
     """
-    if domain == "mixture":
-        clips = []
-        for part in DOMAINS:
-            clips += collect_clips(part, budget_seconds / 3, progress=progress)
-    elif domain in DOMAINS:
-        clips = collect_clips(domain, budget_seconds, progress=progress)
-    else:
+    if domain not in DOMAINS + ("mixture",):
         raise DataError(f"unknown corpus domain {domain!r}; choose from {', '.join(DOMAINS + ('mixture',))}")
     refs = reference_files() if references is None else list(references)
+    dropped: list[dict] = []
+    skip = leak_filter(refs, dropped, progress) if drop_leaks else None
+    parts = DOMAINS if domain == "mixture" else (domain,)
+    clips = []
+    for part in parts:
+        clips += collect_clips(part, budget_seconds / len(parts), progress=progress, skip=skip)
     return write_corpus(Path(out), clips, name=Path(out).name, domain=domain, budget=budget_seconds,
-                        check=refs, progress=progress)
+                        check=refs, progress=progress, extra={"dropped_for_leakage": dropped} if drop_leaks else None)
 
 
-def collect_clips(domain: str, budget_seconds: float, *, progress: bool = True) -> list[tuple[str, np.ndarray, str]]:
+def leak_filter(references: Sequence[Path], dropped: list[dict], progress: bool = True):
+    """A predicate for :func:`take_budget` that rejects (and records in ``dropped``) clips matching references."""
+    hashes, index = reference_index(references, progress=progress)
+
+    def leaks(clip_id: str, waveform: np.ndarray, source: str) -> bool:
+        path = Path(source.split(":", 1)[-1])
+        reasons = [f"copy of {hashes[h]}" for h in [sha256_file(path) if path.is_file() else None] if h in hashes]
+        reasons += [f"contains {label} (bit error rate {ber:.2f})"
+                    for label, ber, _ in index.matches(fingerprint(waveform, CORPUS_RATE))]
+        if reasons:
+            dropped.append({"source": source, "reason": "; ".join(reasons)})
+        return bool(reasons)
+
+    return leaks
+
+
+def collect_clips(domain: str, budget_seconds: float, *, progress: bool = True,
+                  skip: Callable[[str, np.ndarray, str], bool] | None = None) -> list[tuple[str, np.ndarray, str]]:
     """Decode candidate clips of a domain up to an exact budget: [(clip id, waveform 16 kHz, source)]."""
     candidates, missing = candidate_clips(domain)
     budget = int(round(budget_seconds * CORPUS_RATE))
-    clips = take_budget(_decode(candidates), budget, f"collecting {domain}", progress)
+    clips = take_budget(_decode(candidates), budget, f"collecting {domain}", progress, skip=skip)
     total = sum(len(c[1]) for c in clips)
     if total < budget and domain == "speech":
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
             clips += take_budget(iter(tts_clips((budget - total) / CORPUS_RATE, Path(tmp))), budget - total,
-                                 "speech synthesis", progress)
+                                 "speech synthesis", progress, skip=skip)
         total = sum(len(c[1]) for c in clips)
     if total < budget:
         hint = f"; not installed: {', '.join(missing)} (run `brainlike corpus setup`)" if missing else ""
@@ -317,8 +336,12 @@ def _decode(candidates: Sequence[tuple[str, Path]]) -> Iterable[tuple[str, np.nd
 
 
 def take_budget(clips: Iterable[tuple[str, np.ndarray, str]], budget_samples: int, description: str = "collecting",
-                progress: bool = True) -> list[tuple[str, np.ndarray, str]]:
-    """Take clips in order until exactly ``budget_samples`` samples (the last clip is cut); fewer if they run out."""
+                progress: bool = True, skip: Callable[[str, np.ndarray, str], bool] | None = None
+                ) -> list[tuple[str, np.ndarray, str]]:
+    """Take clips in order until exactly ``budget_samples`` samples (the last clip is cut); fewer if they run out.
+
+    ``skip(clip_id, waveform, source)`` returning True leaves a clip out (checked on the part that would be taken).
+    """
     from brainlike.progress import task
 
     taken, total = [], 0
@@ -328,6 +351,8 @@ def take_budget(clips: Iterable[tuple[str, np.ndarray, str]], budget_samples: in
             if total >= budget_samples:
                 break
             waveform = waveform[: budget_samples - total]
+            if skip is not None and skip(clip_id, waveform, source):
+                continue
             taken.append((clip_id, waveform, source))
             total += len(waveform)
             advance(len(waveform))
@@ -345,7 +370,8 @@ def _clip_id(package: str, path: Path) -> str:
 
 
 def write_corpus(out: Path, clips: Sequence[tuple[str, np.ndarray, str]], *, name: str, domain: str,
-                 budget: float | None, check: Sequence[Path] | None, progress: bool = True) -> Path:
+                 budget: float | None, check: Sequence[Path] | None, progress: bool = True,
+                 extra: dict | None = None) -> Path:
     """Write clips, manifest and corpus.json into a temporary folder, run the leakage check, then rename into place."""
     import soundfile as sf
 
@@ -366,7 +392,7 @@ def write_corpus(out: Path, clips: Sequence[tuple[str, np.ndarray, str]], *, nam
     (tmp / "manifest.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     summary = {"name": name, "domain": domain, "sample_rate": CORPUS_RATE, "budget_seconds": budget,
                "seconds": round(sum(r["seconds"] for r in rows), 6), "n_clips": len(rows),
-               "seconds_per_source": per_source, "manifest_sha256": manifest_sha256(rows)}
+               "seconds_per_source": per_source, "manifest_sha256": manifest_sha256(rows), **(extra or {})}
     if check is not None:
         try:
             summary["leakage_check"] = check_leakage(tmp, check, progress=progress)

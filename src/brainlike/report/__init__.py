@@ -84,7 +84,7 @@ def make_report(*results_dirs: str | os.PathLike, out: str | os.PathLike | None 
     page = render(title or f"brainlike report: {results.folders[0].name}", figures,
                   {"ranking": summary_table(tables.get("ranking", pd.DataFrame())),
                    "downstream": tables.get("brain_vs_downstream", pd.DataFrame())},
-                  results.provenance, [str(f) for f in results.folders])
+                  results.provenance_files, [str(f) for f in results.folders])
     html = out_dir / "report.html"
     _atomic_write(html, page.encode("utf-8"))
     return Report(html, figure_files, table_files, [f.slug for f, _ in figures])

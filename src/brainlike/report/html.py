@@ -33,7 +33,7 @@ code,pre{font-size:.8rem;background:#f7f7f7}pre{padding:.5rem;overflow-x:auto}.m
 
 
 def render(title: str, figures: list[tuple[Any, bytes]], tables: dict[str, pd.DataFrame],
-           provenance: list[dict[str, Any]], folders: list[str]) -> str:
+           provenance: list[tuple[str, dict[str, Any]]], folders: list[str]) -> str:
     """Build the HTML page.
 
     Parameters
@@ -44,8 +44,8 @@ def render(title: str, figures: list[tuple[Any, bytes]], tables: dict[str, pd.Da
         Figures in report order with their SVG rendering.
     tables : dict
         ``{"ranking": frame, ...}`` shown in their sections (``ranking``, ``downstream``).
-    provenance : list of dict
-        ``provenance.json`` of each results folder.
+    provenance : list of (str, dict)
+        Each provenance file (``provenance.json``, ``downstream_provenance.json``) and its contents.
     folders : list of str
         The results folders the report was made from.
     """
@@ -56,7 +56,7 @@ def render(title: str, figures: list[tuple[Any, bytes]], tables: dict[str, pd.Da
     for section, heading in SECTIONS.items():
         if section in by_section or (section in tables and not tables[section].empty):
             body.append(_section(section, heading, by_section.get(section, []), tables.get(section)))
-    body.append(_provenance(provenance, folders))
+    body.append(_provenance(provenance))
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{escape(title)}</title>\n<link rel=\"icon\" href=\"data:,\">\n<style>{CSS}</style>\n</head>\n"
@@ -114,20 +114,38 @@ def table_html(frame: pd.DataFrame, digits: int = 3) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _provenance(provenance: list[dict[str, Any]], folders: list[str]) -> str:
+KEY_FACTS = ("brainlike_version", "brainlike", "git_commit", "versions", "python", "command", "kind", "executor",
+             "study.name", "study.sha256", "seed", "seeds", "protocol", "metrics", "protocol_parameters", "probe",
+             "data_checksums", "data", "device", "started", "start_time", "finished", "end_time", "written")
+
+
+def _provenance(files: list[tuple[str, dict[str, Any]]]) -> str:
     parts = ["<section id=\"provenance\"><h2>Provenance</h2>",
              "<p>Versions, seeds, protocol parameters, data checksums and model weights recorded with each results "
-             "folder (<code>provenance.json</code>).</p>"]
-    for folder, record in zip(folders, provenance):
-        parts.append(f"<h3><code>{escape(folder)}</code></h3>")
-        if not record:
-            parts.append("<p class=\"muted\">no provenance.json in this folder</p>")
-            continue
-        rows = "".join(f"<tr><th>{escape(k)}</th><td><code>{escape(v)}</code></td></tr>"
-                       for k, v in _flatten(record))
-        parts.append(f"<table>{rows}</table>")
+             "folder; the full files are folded below each table.</p>"]
+    if not files:
+        parts.append("<p class=\"muted\">no provenance file in the results folder(s)</p>")
+    for path, record in files:
+        parts.append(f"<h3><code>{escape(path)}</code></h3>")
+        rows = [(k, v) for k, v in _flatten(record) if k.startswith(KEY_FACTS)]
+        rows += [(f"models.{name}.weights_id", str(info.get("weights_id")))
+                 for name, info in _models(record).items()]
+        parts.append("<table>" + "".join(f"<tr><th>{escape(k)}</th><td><code>{escape(v)}</code></td></tr>"
+                                         for k, v in rows) + "</table>")
+        text = json.dumps(record, indent=1, default=str)
+        parts.append(f"<details><summary>full file ({len(text):,} characters)</summary><pre>{escape(text)}</pre>"
+                     "</details>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _models(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    models = record.get("models")
+    if isinstance(models, dict):
+        return {str(k): v for k, v in models.items() if isinstance(v, dict)}
+    if isinstance(models, list):
+        return {str(m.get("name")): m for m in models if isinstance(m, dict)}
+    return {}
 
 
 def _flatten(node: Any, prefix: str = "", limit: int = 400) -> list[tuple[str, str]]:

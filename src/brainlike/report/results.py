@@ -46,6 +46,8 @@ class Results:
     downstream: pd.DataFrame
     provenance: list[dict[str, Any]] = field(default_factory=list)
     detail: list[Any] = field(default_factory=list)
+    provenance_files: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Every provenance file found (``provenance.json``, ``downstream_provenance.json``) with its path."""
 
     @property
     def models(self) -> list[str]:
@@ -64,7 +66,7 @@ def load_results(*folders: str | Path) -> Results:
     """
     if not folders:
         raise ReportError("no results folder given")
-    paths, records, downstream, provenance, detail = [], [], [], [], []
+    paths, records, downstream, provenance, detail, files = [], [], [], [], [], []
     for folder in folders:
         path = Path(folder).expanduser().resolve()
         if not path.is_dir():
@@ -78,7 +80,11 @@ def load_results(*folders: str | Path) -> Results:
         downstream += tasks
         provenance.append(_read_json(path / "provenance.json"))
         detail.append(_read_detail(path / "detail.nc"))
-    return Results(paths, _frame(records, REQUIRED), _frame(downstream, DOWNSTREAM_REQUIRED), provenance, detail)
+        for name in ("provenance.json", "downstream_provenance.json"):
+            if (path / name).exists():
+                files.append((str(path / name), _read_json(path / name)))
+    return Results(paths, _frame(records, REQUIRED), _frame(downstream, DOWNSTREAM_REQUIRED), provenance, detail,
+                   files)
 
 
 def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:

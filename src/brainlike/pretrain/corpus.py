@@ -36,6 +36,8 @@ CORPUS_RATE = 16000
 AUDIO_EXTENSIONS = (".wav", ".ogg", ".flac", ".mp3", ".oga")
 DOMAINS = ("speech", "music", "environmental")
 DEFAULT_BUDGET_SECONDS = 3600.0
+MAX_CLIP_SECONDS = 30.0
+"""Each source file contributes at most its first 30 s, so long music tracks do not eat a domain's budget."""
 
 
 class LeakageError(DataError):
@@ -332,7 +334,8 @@ def _decode(candidates: Sequence[tuple[str, Path]]) -> Iterable[tuple[str, np.nd
             waveform, rate = read_audio(path)
         except AudioError:
             continue  # silent or unreadable game asset
-        yield _clip_id(package, path), resample(waveform, rate, CORPUS_RATE, method="soxr"), f"{package}:{path}"
+        waveform = resample(waveform[: int(MAX_CLIP_SECONDS * rate)], rate, CORPUS_RATE, method="soxr")
+        yield _clip_id(package, path), waveform[: int(MAX_CLIP_SECONDS * CORPUS_RATE)], f"{package}:{path}"
 
 
 def take_budget(clips: Iterable[tuple[str, np.ndarray, str]], budget_samples: int, description: str = "collecting",

@@ -121,8 +121,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
     from brainlike.models.zoo.store import verify_file
 
+    try:  # numpy >= 2
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import scalar
+
     verify_file(path, CHECKPOINT_SHA256)
-    allowed = [(np._core.multiarray.scalar, "numpy.core.multiarray.scalar"), np.dtype, type(np.dtype("int64"))]
+    allowed = [(scalar, "numpy.core.multiarray.scalar"), np.dtype, type(np.dtype("int64"))]
     with torch.serialization.safe_globals(allowed):
         state, _heads = torch.load(path, map_location="cpu", weights_only=True)
     prefix = "embedding_net."

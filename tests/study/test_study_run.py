@@ -137,3 +137,17 @@ def test_report_of_a_real_study(reference, tmp_path):
     by_score = sorted([r for r in reference.records if r["target"] == "all" and r["metric"] == "regression"],
                       key=lambda r: -r["score"])
     assert [line.split(",")[4] for line in regression] == [r["model"] for r in by_score]
+
+
+def test_a_failing_unit_leaves_the_others_stored(data_root, tmp_path, capsys):
+    from brainlike.cli import main
+
+    path = tmp_path / "study.toml"
+    path.write_text(f"[study]\nmodels = ['random-features']\ndatasets = ['nh2015-components', 'missing/data.nc']\n"
+                    f"metrics = ['rsa']\nout = '{tmp_path / 'out'}'\n")
+    assert main(["-q", "run", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("brainlike: error: 1 of 2 units failed: random-features x ")
+    assert "missing/data.nc" in err[0] and err[0].endswith("rerun to retry them")
+    assert [p.name.split("-")[0] for p in (tmp_path / "out" / "units").glob("*.json")] == ["score"]
+    assert not (tmp_path / "out" / "records.jsonl").exists()

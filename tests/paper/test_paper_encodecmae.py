@@ -104,8 +104,37 @@ def test_checkpoint_round_trip_shared_ff_and_refusals(tmp_path):
     with torch.no_grad():
         assert np.allclose(model(wave)["layer3"], net.layer_outputs(torch.from_numpy(wave))["layer3"].numpy(),
                            atol=1e-5)
-    torch.save({"state_dict": {"feat_projector.weight": torch.zeros(768, 128)}}, path)
-    with pytest.raises(ModelError, match="EnCodec-encoder input"):
+    torch.save({"state_dict": {"decoder.x": torch.zeros(3)}}, path)
+    with pytest.raises(ModelError, match="neither wav_encoder.post_net nor feat_projector"):
         load_model(f"encodecmae:{path}")
-    twin = load_model("encodecmae-large@random")
-    assert twin.layers == [f"layer{i}" for i in range(2, 21, 2)] and twin.weights_id == "random:0"
+    assert ecm.SIZES["large"].layer_names() == [f"layer{i}" for i in range(2, 21, 2)]
+    with pytest.raises(Exception, match="not available"):
+        load_model("encodecmae-large")
+
+
+@pytest.mark.filterwarnings("ignore:.*weight_norm.*:FutureWarning")
+def test_encodec_encoder_equals_official_encodec_package(torchaudio_stub):
+    """The EnCodec 24 kHz encoder (input of the original EnCodecMAE) equals encodec's SEANetEncoder (pip, --no-deps)."""
+    pytest.importorskip("einops")
+    seanet = pytest.importorskip("encodec.modules.seanet")
+    torch.manual_seed(0)
+    theirs = seanet.SEANetEncoder(channels=1, norm="weight_norm", causal=True).eval()  # as encodec_model_24khz
+    cfg = ecm.EncodecMAEConfig(input="encodec", model_dim=64, num_heads=1, num_layers=1, ff_dim=32)
+    ours = ecm.build_encodecmae(cfg).wav_encoder.model
+    assert shapes(ours) == shapes(theirs)
+    ecm.load_strict(ours, theirs.state_dict(), label="encodec")
+    wave = torch.from_numpy(make_signal(1.01, 24000))[None, None]
+    with torch.inference_mode():
+        reference, got = theirs(wave), ours(wave)
+    assert got.shape == reference.shape == (1, 128, 76)  # ceil(24240 / 320) frames at 75 Hz
+    assert torch.max(torch.abs(got - reference)) <= 1e-4
+
+
+def test_encodec_input_checkpoint_loads_as_original_variant(tmp_path):
+    cfg = ecm.EncodecMAEConfig(input="encodec", model_dim=64, num_heads=1, num_layers=2, ff_dim=32)
+    net = ecm.build_encodecmae(cfg)
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": {**net.state_dict(), "decoder_projector.weight": torch.zeros(64, 64)}}, path)
+    model = load_model(f"encodecmae:{path}")
+    assert model.provenance["config"]["input"] == "encodec" and model.provenance["set_aside_keys"] == 1
+    assert model(make_signal(1.0, 24000)[None])["layer2"].shape == (1, 75, 64)

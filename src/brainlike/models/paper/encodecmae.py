@@ -1,6 +1,6 @@
 """EnCodecMAE (Pepino et al. 2023/2025): a masked-prediction transformer with EnCodec-token targets.
 
-Input variant modelled here: the 256-band mel one used in Pepino et al. (2025) (``configs/features/mel.gin``):
+Input variants: ``mel`` (default), the 256-band mel one used in Pepino et al. (2025) (``configs/features/mel.gin``):
 24 kHz audio, Kaldi fbank (256 mel bins, 26.56 ms Hann window, 13.28 ms shift = 75 Hz, dither 0, no energy) of the
 float waveform, normalised ``(x + 6.12) / 4.82``, projected to the model width (``wav_encoder.post_net``), plus a
 sinusoidal position embedding with a learnt scale, into a transformer with ResiDual normalisation (Xie et al. 2023:
@@ -18,8 +18,9 @@ and base report every layer, large every second layer.
 Specs: ``encodecmae@random`` (base), ``encodecmae-small``, ``encodecmae-base``, ``encodecmae-large`` (``@random``) and
 ``encodecmae:<checkpoint>``: the official ``model.pt`` (``{"state_dict": ...}``; only the encoder part is used:
 ``wav_encoder.*`` and ``visible_encoder.*``; decoder, heads, masker and EnCodec target keys are set aside). The
-checkpoints with EnCodec-encoder input (``feat_projector`` + ``wav_encoder.model``) are recognised and refused
-with a clear message.
+original checkpoints with EnCodec-encoder input (``feat_projector``, ``wav_encoder.model.model.*``: the causal
+EnCodec 24 kHz SEANet encoder, written here too) load as the ``encodec`` input variant; in that (older) code the
+position embedding is applied before the encoder and every layer, the last included, is the post-LN stream.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ HOP_LENGTH = 320
 CHUNK_SECONDS = 4.0
 MIN_CHUNK = 2048
 CHECKPOINT_NAMES = ("model.pt", "model.safetensors", "pytorch_model.bin")
-ENCODER_PREFIXES = ("wav_encoder.", "visible_encoder.")
+ENCODER_PREFIXES = ("wav_encoder.", "visible_encoder.", "feat_projector.", "positional_encoder.")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class EncodecMAEConfig:
     n_mels: int = 256
     shared_ff: bool = True
     layer_step: int = 1
+    input: str = "mel"
 
     def layer_names(self) -> list[str]:
         indices = list(range(self.layer_step, self.num_layers + 1, self.layer_step))
@@ -89,6 +91,84 @@ def _modules() -> dict[str, Any]:
             fbank = kaldi_fbank(waveforms, sample_rate=SAMPLE_RATE, num_mel_bins=self.post_net.in_features,
                                 frame_length_ms=26.56, frame_shift_ms=13.28, window_type="hanning")
             return self.post_net((fbank - NORM_MEAN) / NORM_STD)
+
+    class WNConv1d(nn.Module):
+        """EnCodec ``SConv1d`` (weight norm, causal reflect padding); keys ``conv.conv.weight_g/weight_v/bias``."""
+
+        def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1) -> None:
+            super().__init__()
+            self.conv = nn.Module()
+            self.conv.conv = nn.Module()
+            weight = torch.empty(cout, cin, kernel)
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+            self.conv.conv.weight_v = nn.Parameter(weight)
+            self.conv.conv.weight_g = nn.Parameter(weight.norm(dim=(1, 2), keepdim=True))
+            self.conv.conv.bias = nn.Parameter(torch.zeros(cout))
+            self.kernel, self.stride, self.dilation = kernel, stride, dilation
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            c = self.conv.conv
+            weight = c.weight_v * (c.weight_g / c.weight_v.norm(dim=(1, 2), keepdim=True))
+            total = (self.kernel - 1) * self.dilation - (self.stride - 1)
+            n_frames = (x.shape[-1] - self.kernel + total) / self.stride + 1
+            extra = (math.ceil(n_frames) - 1) * self.stride + (self.kernel - total) - x.shape[-1]
+            x = reflect_pad(x, total, extra)  # causal: all the padding on the left, alignment padding on the right
+            return nn.functional.conv1d(x, weight, c.bias, self.stride, dilation=self.dilation)
+
+    def reflect_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
+        """Reflect padding that also works when the signal is shorter than the padding (zero-extended first)."""
+        length, widest = x.shape[-1], max(left, right)
+        extra = widest - length + 1 if length <= widest else 0
+        if extra:
+            x = nn.functional.pad(x, (0, extra))
+        padded = nn.functional.pad(x, (left, right), mode="reflect")
+        return padded[..., : padded.shape[-1] - extra]
+
+    class ResBlock(nn.Module):
+        """SEANet residual block: ELU, conv k3 (dim -> dim/2), ELU, conv k1 (-> dim), plus a 1x1 conv shortcut."""
+
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.block = nn.Sequential(nn.ELU(), WNConv1d(dim, dim // 2, 3), nn.ELU(), WNConv1d(dim // 2, dim, 1))
+            self.shortcut = WNConv1d(dim, dim, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.shortcut(x) + self.block(x)
+
+    class SLSTM(nn.Module):
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(dim, dim, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x.permute(2, 0, 1)
+            return (self.lstm(x)[0] + x).permute(1, 2, 0)
+
+    class SEANetEncoder(nn.Module):
+        """The EnCodec 24 kHz encoder (causal, weight norm, ratios 2-4-5-8 = hop 320, 2-layer LSTM, 128 dims)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            layers: list[nn.Module] = [WNConv1d(1, 32, 7)]
+            width = 32
+            for ratio in (2, 4, 5, 8):
+                layers += [ResBlock(width), nn.ELU(), WNConv1d(width, width * 2, ratio * 2, stride=ratio)]
+                width *= 2
+            layers += [SLSTM(width), nn.ELU(), WNConv1d(width, 128, 7)]
+            self.model = nn.Sequential(*layers)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.model(x)
+
+    class EncodecWavEncoder(nn.Module):
+        """``EncodecEncoder``: the frozen EnCodec encoder, output (B, T, 128) at 75 Hz."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = SEANetEncoder()
+
+        def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+            return self.model(waveforms[:, None]).permute(0, 2, 1)
 
     class Sinusoidal(nn.Module):
         def __init__(self) -> None:
@@ -147,18 +227,22 @@ def _modules() -> dict[str, Any]:
             self.encoder_layers = nn.ModuleList(
                 [TransformerLayer(cfg, shared if shared is not None else feed_forward(cfg)) for _ in
                  range(cfg.num_layers)])
-            self.positional_encoder = Sinusoidal()
+            if cfg.input == "mel":  # newer code: the position embedding lives in the encoder
+                self.positional_encoder = Sinusoidal()
             self.final_norm = nn.LayerNorm(cfg.model_dim)
+            self.postnorm_last = cfg.input == "mel"
 
         def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> list[torch.Tensor]:
-            """Activations of every layer (post-LN stream; the last is ``x0 + final_norm(x1)``)."""
-            x = self.positional_encoder(x)
+            """Activations of every layer (post-LN stream; for mel models the last is ``x0 + final_norm(x1)``)."""
+            if hasattr(self, "positional_encoder"):
+                x = self.positional_encoder(x)
             state = (x, x)
             activations = []
             for layer in self.encoder_layers:
                 state = layer(state, key_mask)
                 activations.append(state[0])
-            activations[-1] = state[0] + self.final_norm(state[1])
+            if self.postnorm_last:
+                activations[-1] = state[0] + self.final_norm(state[1])
             return activations
 
     class EncodecMAE(nn.Module):
@@ -167,7 +251,12 @@ def _modules() -> dict[str, Any]:
         def __init__(self, cfg: EncodecMAEConfig) -> None:
             super().__init__()
             self.cfg = cfg
-            self.wav_encoder = WavEncoder(cfg)
+            if cfg.input == "encodec":  # original EnCodecMAE: EnCodec encoder features, projected
+                self.wav_encoder = EncodecWavEncoder()
+                self.feat_projector = nn.Linear(128, cfg.model_dim)
+                self.positional_encoder = Sinusoidal()
+            else:
+                self.wav_encoder = WavEncoder(cfg)
             self.visible_encoder = VisibleEncoder(cfg)
             for module in self.modules():
                 if isinstance(module, nn.Linear):
@@ -177,6 +266,8 @@ def _modules() -> dict[str, Any]:
 
         def _chunk(self, waveforms: torch.Tensor) -> list[torch.Tensor]:
             features = self.wav_encoder(waveforms)  # (B, T, D)
+            if self.cfg.input == "encodec":
+                features = self.positional_encoder(self.feat_projector(features))
             features_len = waveforms.shape[1] // HOP_LENGTH
             key_mask = torch.arange(features.shape[1], device=features.device)[None, :] >= features_len
             key_mask = key_mask.expand(features.shape[0], -1)
@@ -185,7 +276,8 @@ def _modules() -> dict[str, Any]:
         def layer_outputs(self, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
             chunk = int(CHUNK_SECONDS * SAMPLE_RATE)
             pieces = [waveforms[:, i:i + chunk] for i in range(0, waveforms.shape[1], chunk)]
-            pieces = [p for p in pieces if p.shape[1] > MIN_CHUNK]
+            if self.cfg.input == "mel":  # the newer extractor drops short tails; the original one kept them
+                pieces = [p for p in pieces if p.shape[1] > MIN_CHUNK]
             if not pieces:
                 raise ModelError(f"encodecmae: clip of {waveforms.shape[1]} samples is shorter than {MIN_CHUNK + 1}")
             per_chunk = [self._chunk(p) for p in pieces]
@@ -213,12 +305,14 @@ def config_from_state(state: dict[str, Any], num_heads: int | None = None) -> En
 
     Heads cannot be read off the weights: ``num_heads`` (from ``config.gin``) or 64-wide heads (768 -> 12, 1024 -> 16).
     """
-    if "wav_encoder.post_net.weight" not in state:
-        if "feat_projector.weight" in state or any(k.startswith("wav_encoder.model.") for k in state):
-            raise ModelError("encodecmae: this checkpoint takes EnCodec-encoder input (feat_projector); only the "
-                             "256-band mel models (wav_encoder.post_net) are supported")
-        raise ModelError("encodecmae: checkpoint has no wav_encoder.post_net.weight (not an EnCodecMAE encoder?)")
-    dim, n_mels = (int(s) for s in state["wav_encoder.post_net.weight"].shape)
+    if "feat_projector.weight" in state:
+        kind, dim, n_mels = "encodec", int(state["feat_projector.weight"].shape[0]), EncodecMAEConfig.n_mels
+    elif "wav_encoder.post_net.weight" in state:
+        kind = "mel"
+        dim, n_mels = (int(s) for s in state["wav_encoder.post_net.weight"].shape)
+    else:
+        raise ModelError("encodecmae: checkpoint has neither wav_encoder.post_net nor feat_projector weights "
+                         "(not an EnCodecMAE model?)")
     layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("visible_encoder.encoder_layers."))
     ff = state["visible_encoder.encoder_layers.0.ff_layer.0.weight"]
     shared = all(
@@ -227,7 +321,7 @@ def config_from_state(state: dict[str, Any], num_heads: int | None = None) -> En
         for i in range(1, layers))
     return EncodecMAEConfig(model_dim=dim, num_layers=layers, n_mels=n_mels, ff_dim=int(ff.shape[0]),
                             num_heads=num_heads or max(1, dim // 64), shared_ff=shared,
-                            layer_step=2 if layers > 10 else 1)
+                            layer_step=2 if layers > 10 else 1, input=kind)
 
 
 def load_checkpoint(argument: str) -> tuple[Any, str, dict[str, Any]]:

@@ -138,3 +138,15 @@ def test_tiny_checkpoints_score_as_brainlike_models(tiny_run, data_root, tmp_pat
     assert set(table["metric"]) == {"regression", "rsa"}
     assert table["score"].between(-1, 1).all() and table_path.read_text().startswith("| step |")
     assert (tmp_path / "exp" / "checkpoints.png").is_file()
+
+
+@pytest.mark.slow
+def test_finetune_changes_weights_and_saves_a_loadable_checkpoint(tiny_run, data_root, tmp_path):
+    from brainlike.models.registry import load_model
+    from brainlike.pretrain.finetune import finetune_checkpoint
+
+    result = finetune_checkpoint(tiny_run, "esc10", tmp_path / "ft", epochs=1)
+    assert 0.0 <= result["accuracy_before"] <= 1.0 and 0.0 <= result["accuracy_after"] <= 1.0
+    assert result["n_test"] == 80  # esc10: one fold of 80 clips
+    before, after = load_model(f"mae:{tiny_run}"), load_model(f"mae:{tmp_path / 'ft'}")
+    assert before.weights_id != after.weights_id and before.layers == after.layers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -169,6 +170,6 @@ def test_cli_exit_codes(registered, capsys) -> None:
     assert "unknown model" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(pytest.importorskip("transformers") is None, reason="needs transformers")
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="needs transformers")
 def test_hf_tiny_models_validate() -> None:
     assert validate_model("hf:random/data2vec-audio?preset=tiny", seconds=0.5).ok

@@ -1,0 +1,219 @@
+"""Evaluate models on downstream tasks: embeddings (cached), probes over the fold protocol, tidy records, global score.
+
+Records (one per line of ``downstream.jsonl``) follow contracts.md section 1: ``model, dataset (= task), metric,
+protocol (= probe), selection, target, score, sem, layer`` plus ``task, probe, fold``. Per task there is one row per
+test fold and one row with ``fold: null`` holding the mean over folds (``sem`` = std / sqrt(K - 1) over folds).
+The global score (``task: "global"``, ``metric: "global_z"``) is each task's fold-mean z-scored across the evaluated
+models, averaged over tasks; it is only defined for models that have every task, and for at least two models.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from brainlike.downstream.probes import accuracy, check_probe, run_probe
+from brainlike.downstream.tasks import Task, load_task, resolve_tasks
+from brainlike.errors import BrainlikeError
+
+log = logging.getLogger(__name__)
+EMBED_VERSION = 1
+
+
+class LazyClips:
+    """A sequence of a task's clips read on first access (so that a cached embedding never reads audio)."""
+
+    def __init__(self, task: Task) -> None:
+        self._task, self._clips = task, None
+
+    def __len__(self) -> int:
+        return len(self._task.files)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self._clips is None:
+            self._clips = self._task.waveforms()
+        return self._clips[i]
+
+
+def embed_task(model, task: Task, *, progress: bool = True) -> dict[str, np.ndarray]:
+    """Time-averaged embeddings ``{layer: (n_clips, features)}`` of a task's clips, cached by clip-set checksum."""
+    from brainlike.extract import embed_clips
+
+    parts = {"audio_set": task.info.audio_set, "checksum": task.checksum, "embed_version": EMBED_VERSION}
+    return embed_clips(model, LazyClips(task), task.info.sample_rate, cache_key_parts=parts, progress=progress)
+
+
+def encode_labels(task: Task) -> np.ndarray:
+    """Class codes 0..K-1 in the order of ``task.classes``."""
+    lookup = {c: i for i, c in enumerate(task.classes)}
+    return np.array([lookup[str(v)] for v in task.labels], dtype=np.int64)
+
+
+def evaluate_embeddings(embeddings: dict[str, np.ndarray], task: Task, probe: str, *, model: str,
+                        seed: int = 0) -> list[dict[str, Any]]:
+    """Probe one model's embeddings of one task over the fold protocol; return per-fold and mean records."""
+    check_probe(probe)
+    layers = list(embeddings)
+    arrays = [np.asarray(embeddings[name], dtype=np.float32) for name in layers]
+    if any(a.shape[0] != len(task.files) for a in arrays):
+        raise BrainlikeError(f"embeddings of {model} have {arrays[0].shape[0]} rows; task {task.name} has "
+                             f"{len(task.files)} clips")
+    y = encode_labels(task)
+    splits = task.splits()
+    results = run_probe(probe, arrays, y, splits, n_classes=len(task.classes), seed=seed)
+    base = {"model": model, "dataset": task.name, "metric": task.info.metric, "protocol": probe,
+            "selection": "validation-fold", "target": "all", "layer": "all", "task": task.name, "probe": probe,
+            "n_classes": len(task.classes), "chance": 1.0 / len(task.classes)}
+    records = []
+    for split, result in zip(splits, results):
+        records.append({**base, "fold": split.test_fold, "valid_fold": split.valid_fold,
+                        "score": accuracy(result.test_pred, y[split.test]), "sem": None,
+                        "valid_score": result.valid_score, "n_test": int(len(split.test)),
+                        "params": result.params, **result.extra})
+    scores = np.array([r["score"] for r in records])
+    sem = float(scores.std() / np.sqrt(len(scores) - 1)) if len(scores) > 1 else None
+    records.append({**base, "fold": None, "score": float(scores.mean()), "sem": sem, "n_folds": len(scores)})
+    return records
+
+
+def global_scores(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Global score per (model, probe): each task's fold-mean z-scored across models, then averaged over tasks.
+
+    Only models that have every task of their probe take part; with fewer than two such models, or a task on which
+    every model scores the same, no global rows are returned for that probe.
+    """
+    out = []
+    means = [r for r in records if r.get("fold") is None and r.get("task") not in (None, "global")]
+    for probe in sorted({r["probe"] for r in means}):
+        table: dict[str, dict[str, float]] = {}
+        for r in means:
+            if r["probe"] == probe:
+                table.setdefault(r["model"], {})[r["task"]] = float(r["score"])
+        tasks = sorted({t for row in table.values() for t in row})
+        models = [m for m in table if all(t in table[m] for t in tasks)]
+        if len(models) < 2:
+            continue
+        matrix = np.array([[table[m][t] for t in tasks] for m in models])  # (models, tasks)
+        std = matrix.std(axis=0)
+        if np.any(std == 0):
+            continue
+        z = (matrix - matrix.mean(axis=0)) / std
+        for m, row in zip(models, z):
+            out.append({"model": m, "dataset": "global", "metric": "global_z", "protocol": probe,
+                        "selection": "validation-fold", "target": "all", "layer": "all", "task": "global",
+                        "probe": probe, "fold": None, "score": float(row.mean()), "sem": None, "tasks": tasks,
+                        "n_models": len(models)})
+    return out
+
+
+@dataclass
+class DownstreamRun:
+    """Records of a downstream run plus timings and provenance."""
+
+    records: list[dict[str, Any]]
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def run_downstream(models: Sequence[str], tasks: Sequence[str] = ("all",), probe: str = "linear", *,
+                   seed: int = 0, progress: bool = True) -> DownstreamRun:
+    """Embed (cached) and probe every model on every task; add global scores.
+
+    Timings per model: ``embed_s`` (model loading + embedding, near zero when cached) and ``probe_s``.
+    """
+    from brainlike.models.registry import load_model, parse_spec
+
+    check_probe(probe)
+    names = resolve_tasks(list(tasks))
+    for spec in models:
+        parse_spec(spec)  # fail fast on unknown names
+    loaded = [load_task(n) for n in names]
+    records: list[dict[str, Any]] = []
+    timings: dict[str, dict[str, float]] = {}
+    models_info = {}
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for spec in models:
+        t0 = time.perf_counter()
+        model = load_model(spec)
+        models_info[spec] = model.describe()
+        embeddings = {}
+        for task in loaded:
+            if task.checksum not in embeddings:
+                embeddings[task.checksum] = embed_task(model, task, progress=progress)
+        t1 = time.perf_counter()
+        for task in loaded:
+            records += evaluate_embeddings(embeddings[task.checksum], task, probe, model=spec, seed=seed)
+        timings[spec] = {"embed_s": round(t1 - t0, 3), "probe_s": round(time.perf_counter() - t1, 3)}
+        log.info("%s: embed %.1f s, probe %.1f s", spec, timings[spec]["embed_s"], timings[spec]["probe_s"])
+    records += global_scores(records)
+    provenance = {"kind": "downstream", "probe": probe, "seed": seed, "tasks": [t.describe() for t in loaded],
+                  "models": models_info, "timings": timings, "start_time": started,
+                  "end_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return DownstreamRun(records, timings, provenance)
+
+
+def write_downstream(run: DownstreamRun, out_dir: str | Path, argv: Sequence[str] | None = None) -> Path:
+    """Write ``downstream.jsonl``, ``downstream.csv`` and ``downstream_provenance.json`` into ``out_dir``.
+
+    Brain-score files of the same folder (``records.*``, ``provenance.json``) are left alone. Returns the jsonl path.
+    """
+    import sys
+
+    import pandas as pd
+
+    from brainlike import __version__
+    from brainlike.extract.cache import atomic_write_bytes
+    from brainlike.results import git_commit, now, versions
+
+    out = Path(out_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "downstream.jsonl"
+    text = "".join(json.dumps(r, default=_json_default) + "\n" for r in run.records).encode()
+    atomic_write_bytes(path, lambda h: h.write(text))
+    flat = [{k: (json.dumps(v, default=_json_default) if isinstance(v, (list, dict)) else v) for k, v in r.items()}
+            for r in run.records]
+    csv = pd.DataFrame(flat).to_csv(index=False, lineterminator="\n").encode()
+    atomic_write_bytes(out / "downstream.csv", lambda h: h.write(csv))
+    provenance = {"brainlike_version": __version__, "git_commit": git_commit(), "versions": versions(),
+                  "command": list(argv) if argv is not None else sys.argv, **run.provenance, "written": now()}
+    prov = (json.dumps(provenance, indent=1, default=_json_default) + "\n").encode()
+    atomic_write_bytes(out / "downstream_provenance.json", lambda h: h.write(prov))
+    return path
+
+
+def read_downstream(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a ``downstream.jsonl`` file, or of the one inside a results folder."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "downstream.jsonl"
+    if not p.is_file():
+        raise BrainlikeError(f"no downstream results at {p}")
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def summary_table(records: Sequence[dict[str, Any]]) -> "Any":
+    """A models x tasks table of fold-mean scores (plus ``global`` when present), as a pandas DataFrame."""
+    import pandas as pd
+
+    rows = [r for r in records if r.get("fold") is None]
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame([{"model": r["model"], "probe": r["probe"], "task": r["task"], "score": r["score"]}
+                          for r in rows])
+    table = frame.pivot_table(index=["model", "probe"], columns="task", values="score", sort=False)
+    order = [t for t in dict.fromkeys(frame["task"]) if t != "global"] + (["global"] if "global" in table else [])
+    return table[order]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -138,3 +138,16 @@ def test_encodec_input_checkpoint_loads_as_original_variant(tmp_path):
     model = load_model(f"encodecmae:{path}")
     assert model.provenance["config"]["input"] == "encodec" and model.provenance["set_aside_keys"] == 1
     assert model(make_signal(1.0, 24000)[None])["layer2"].shape == (1, 75, 64)
+
+
+def test_per_layer_feed_forwards_are_detected(tmp_path):
+    cfg = ecm.EncodecMAEConfig(model_dim=64, num_heads=1, num_layers=2, ff_dim=16, n_mels=8, shared_ff=False)
+    net = ecm.build_encodecmae(cfg)
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": net.state_dict()}, path)
+    model = load_model(f"encodecmae:{path}")
+    assert model.provenance["config"]["shared_ff"] is False
+    wave = make_signal(1.0, 24000)[None]
+    with torch.no_grad():
+        assert np.allclose(model(wave)["layer2"], net.layer_outputs(torch.from_numpy(wave))["layer2"].numpy(),
+                           atol=1e-5)

@@ -59,6 +59,7 @@ class EncodecMAEConfig:
     shared_ff: bool = True
     layer_step: int = 1
     input: str = "mel"
+    positional: bool = True
 
     def layer_names(self) -> list[str]:
         indices = list(range(self.layer_step, self.num_layers + 1, self.layer_step))
@@ -227,7 +228,7 @@ def _modules() -> dict[str, Any]:
             self.encoder_layers = nn.ModuleList(
                 [TransformerLayer(cfg, shared if shared is not None else feed_forward(cfg)) for _ in
                  range(cfg.num_layers)])
-            if cfg.input == "mel":  # newer code: the position embedding lives in the encoder
+            if cfg.input == "mel" and cfg.positional:  # newer code: the position embedding lives in the encoder
                 self.positional_encoder = Sinusoidal()
             self.final_norm = nn.LayerNorm(cfg.model_dim)
             self.postnorm_last = cfg.input == "mel"
@@ -321,7 +322,8 @@ def config_from_state(state: dict[str, Any], num_heads: int | None = None) -> En
         for i in range(1, layers))
     return EncodecMAEConfig(model_dim=dim, num_layers=layers, n_mels=n_mels, ff_dim=int(ff.shape[0]),
                             num_heads=num_heads or max(1, dim // 64), shared_ff=shared,
-                            layer_step=2 if layers > 10 else 1, input=kind)
+                            layer_step=2 if layers > 10 else 1, input=kind,
+                            positional=kind == "encodec" or "visible_encoder.positional_encoder.scale" in state)
 
 
 def load_checkpoint(argument: str) -> tuple[Any, str, dict[str, Any]]:

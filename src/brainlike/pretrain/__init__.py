@@ -1,1 +1,17 @@
+"""Pretraining masked-reconstruction audio models and the experiments of Pepino et al. 2025.
 
+Modules
+-------
+mae
+    The model (log-mel -> patch/frame tokens -> transformer or conv encoder -> light decoder), span masking, continuous
+    and discrete (k-means) targets, FLOP counts, safetensors checkpoints. Checkpoints load as ``mae:<path>``
+    (:mod:`brainlike.models.mae`).
+presets
+    Training configurations ``tiny``, ``small``, ``base``.
+corpus
+    Corpora from Debian packages (``brainlike corpus setup|build|check``), manifests, the leakage check.
+train
+    The deterministic, resumable training loop (``brainlike pretrain``).
+experiments, finetune
+    ``brainlike experiment diversity|checkpoints|architecture|finetune``.
+"""

@@ -13,6 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--task", nargs="+", default=["all"], metavar="NAME", help="task names or 'all' (default all)")
     p.add_argument("--probe", default="linear", choices=["linear", "pepino2025"], help="default linear")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-clips", type=int, default=None, metavar="N",
+                   help="evaluate each task on its fixed balanced subset of at most N clips (default: all clips)")
     p.add_argument("--json", action="store_true", help="print only a JSON list of records on stdout")
     p.add_argument("--out", default=None, help="write downstream.jsonl/.csv and provenance into this folder")
     p.set_defaults(handler=_downstream)
@@ -39,7 +41,8 @@ def _downstream(args: argparse.Namespace) -> int:
     from brainlike import progress
     from brainlike.downstream.evaluate import run_downstream, summary_table, write_downstream
 
-    run = run_downstream(args.models, args.task, args.probe, seed=args.seed, progress=progress.enabled())
+    run = run_downstream(args.models, args.task, args.probe, seed=args.seed, progress=progress.enabled(),
+                         max_clips=args.max_clips)
     if args.out:
         write_downstream(run, args.out, argv=sys.argv)
     if args.json:

@@ -69,7 +69,7 @@ def evaluate_embeddings(embeddings: dict[str, np.ndarray], task: Task, probe: st
     results = run_probe(probe, arrays, y, splits, n_classes=len(task.classes), seed=seed)
     base = {"model": model, "dataset": task.name, "metric": task.info.metric, "protocol": probe,
             "selection": "validation-fold", "target": "all", "layer": "all", "task": task.name, "probe": probe,
-            "n_classes": len(task.classes), "chance": 1.0 / len(task.classes)}
+            "n_classes": len(task.classes), "chance": 1.0 / len(task.classes), "n_clips": len(task.files)}
     records = []
     for split, result in zip(splits, results):
         records.append({**base, "fold": split.test_fold, "valid_fold": split.valid_fold,
@@ -122,10 +122,12 @@ class DownstreamRun:
 
 
 def run_downstream(models: Sequence[str], tasks: Sequence[str] = ("all",), probe: str = "linear", *,
-                   seed: int = 0, progress: bool = True) -> DownstreamRun:
+                   seed: int = 0, progress: bool = True, max_clips: int | None = None) -> DownstreamRun:
     """Embed (cached) and probe every model on every task; add global scores.
 
-    Timings per model: ``embed_s`` (model loading + embedding, near zero when cached) and ``probe_s``.
+    ``max_clips`` evaluates every task on its fixed balanced subset of at most that many clips
+    (:meth:`Task.subset`). Timings per model: ``embed_s`` (model loading + embedding, near zero when cached) and
+    ``probe_s``.
     """
     from brainlike.models.registry import load_model, parse_spec
 
@@ -133,7 +135,7 @@ def run_downstream(models: Sequence[str], tasks: Sequence[str] = ("all",), probe
     names = resolve_tasks(list(tasks))
     for spec in models:
         parse_spec(spec)  # fail fast on unknown names
-    loaded = [load_task(n) for n in names]
+    loaded = [load_task(n).subset(max_clips) for n in names]
     records: list[dict[str, Any]] = []
     timings: dict[str, dict[str, float]] = {}
     models_info = {}
@@ -152,7 +154,7 @@ def run_downstream(models: Sequence[str], tasks: Sequence[str] = ("all",), probe
         timings[spec] = {"embed_s": round(t1 - t0, 3), "probe_s": round(time.perf_counter() - t1, 3)}
         log.info("%s: embed %.1f s, probe %.1f s", spec, timings[spec]["embed_s"], timings[spec]["probe_s"])
     records += global_scores(records)
-    provenance = {"kind": "downstream", "probe": probe, "seed": seed, "tasks": [t.describe() for t in loaded],
+    provenance = {"kind": "downstream", "probe": probe, "seed": seed, "max_clips": max_clips, "tasks": [t.describe() for t in loaded],
                   "models": models_info, "timings": timings, "start_time": started,
                   "end_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     return DownstreamRun(records, timings, provenance)

@@ -166,6 +166,31 @@ class Task:
                 advance()
         return clips
 
+    def subset(self, max_clips: int | None) -> "Task":
+        """A fixed, balanced subset of at most ``max_clips`` clips (the task itself when it is small enough).
+
+        Clips are grouped by (fold, label); within a group they are ordered by the sha256 of their file name; the
+        groups are then taken from round-robin, one clip each, until ``max_clips`` are chosen. The subset keeps the
+        original clip order, so it is the same on every machine.
+        """
+        if max_clips is None or max_clips >= len(self.files):
+            return self
+        if max_clips < 1:
+            raise DataError(f"max_clips must be positive, got {max_clips}")
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, (fold, label) in enumerate(zip(self.folds, self.labels)):
+            groups.setdefault((str(fold), str(label)), []).append(i)
+        for members in groups.values():
+            members.sort(key=lambda i: hashlib.sha256(self.files[i].encode()).hexdigest())
+        chosen: list[int] = []
+        for depth in range(max(len(m) for m in groups.values())):
+            for key in sorted(groups):
+                if depth < len(groups[key]) and len(chosen) < max_clips:
+                    chosen.append(groups[key][depth])
+        keep = sorted(chosen)
+        return Task(self.info, self.root, [self.files[i] for i in keep], self.labels[keep], self.folds[keep],
+                    [self.file_sha256[i] for i in keep])
+
     def describe(self) -> dict:
         """Provenance: name, set, counts, folds and checksum."""
         return {"task": self.name, "audio_set": self.info.audio_set, "n_clips": len(self.files),

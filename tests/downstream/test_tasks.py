@@ -1,0 +1,97 @@
+"""Task registry and fold protocol on the real data sets (contracts.md section 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from brainlike.downstream.tasks import TASKS, fold_split, load_task, resolve_tasks
+from brainlike.errors import DataError, UnknownNameError
+
+
+def test_fold_protocol_tests_fold_i_and_validates_on_fold_i_plus_1_cyclic():
+    folds = np.array(["1", "2", "3", "4", "5"] * 4)
+    order = ["1", "2", "3", "4", "5"]
+    for i in range(5):
+        split = fold_split(folds, order, i)
+        assert split.test_fold == order[i] and split.valid_fold == order[(i + 1) % 5]
+        assert set(folds[split.test]) == {order[i]} and set(folds[split.valid]) == {order[(i + 1) % 5]}
+        assert len(split.train) == 12
+        assert not set(split.train) & (set(split.valid) | set(split.test))
+        assert len(split.train) + len(split.valid) + len(split.test) == len(folds)
+    assert fold_split(folds, order, 4).valid_fold == "1"
+
+
+def test_fold_protocol_needs_three_folds():
+    with pytest.raises(DataError, match="at least 3 folds"):
+        fold_split(np.array(["a", "b"]), ["a", "b"], 0)
+
+
+def test_resolve_tasks_expands_all_and_suggests_close_names():
+    assert resolve_tasks(["all"]) == list(TASKS)
+    assert resolve_tasks(["esc10", "all"])[0] == "esc10" and len(resolve_tasks(["esc10", "all"])) == len(TASKS)
+    with pytest.raises(UnknownNameError, match="did you mean esc10"):
+        resolve_tasks(["esc-10"])
+
+
+def test_esc10_has_its_official_folds(data_root):
+    task = load_task("esc10")
+    assert len(task.files) == 400 and len(task.classes) == 10
+    assert task.fold_order() == ["1", "2", "3", "4", "5"]
+    splits = task.splits()
+    assert [(s.test_fold, s.valid_fold) for s in splits] == [("1", "2"), ("2", "3"), ("3", "4"), ("4", "5"),
+                                                              ("5", "1")]
+    assert all((len(s.train), len(s.valid), len(s.test)) == (240, 80, 80) for s in splits)
+    # the fold is the file-name prefix (clips of one Freesound recording stay in one fold)
+    assert all(task.files[i].split("/")[1].split("-")[0] == task.folds[i] for i in range(400))
+
+
+def test_fsdd_official_split_and_speaker_folds(data_root):
+    official = load_task("fsdd")
+    (split,) = official.splits()
+    assert (split.test_fold, split.valid_fold) == ("test", "valid")
+    assert (len(split.train), len(split.valid), len(split.test)) == (2400, 300, 300)
+    index = np.array([int(f.rsplit("_", 1)[1].split(".")[0]) for f in official.files])
+    assert set(index[split.test]) == set(range(5)) and set(index[split.valid]) == set(range(5, 10))
+    speaker = load_task("fsdd-speaker")
+    splits = speaker.splits()
+    assert len(splits) == 6
+    names = np.array([f.split("_")[1] for f in speaker.files])
+    for s in splits:
+        assert set(names[s.test]) == {s.test_fold} and len(s.test) == 500
+        assert s.test_fold not in set(names[s.train]) and s.valid_fold not in set(names[s.train])
+
+
+def test_ravdess_folds_are_actor_independent(data_root):
+    task = load_task("ravdess")
+    assert len(task.files) == 1440 and len(task.classes) == 8
+    actor = np.array([int(f.split("-")[-1].split(".")[0]) for f in task.files])
+    for s in task.splits():
+        assert not set(actor[s.test]) & set(actor[s.train])
+        assert not set(actor[s.valid]) & set(actor[s.train])
+
+
+def test_waveforms_are_padded_and_cropped_to_the_task_length(data_root):
+    task = load_task("fsdd")
+    clips = task.subset(12).waveforms()
+    assert len(clips) == 12
+    assert all(c.dtype == np.float32 and len(c) == 8000 for c in clips)  # 1.0 s at 8 kHz (clips are 0.1-2.3 s)
+    ravdess = load_task("ravdess").subset(8).waveforms()
+    assert max(len(c) for c in ravdess) <= 64000 and min(len(c) for c in ravdess) > 16000  # cropped to 4 s
+
+
+def test_subset_is_balanced_fixed_and_identifies_its_clips(data_root):
+    task = load_task("esc10")
+    sub = task.subset(100)
+    assert len(sub.files) == 100
+    labels, counts = np.unique(sub.labels, return_counts=True)
+    assert len(labels) == 10 and set(counts) == {10}
+    assert set(np.unique(sub.folds, return_counts=True)[1]) == {20}
+    assert sub.files == task.subset(100).files and sub.checksum != task.checksum
+    assert task.subset(None) is task and task.subset(1000) is task
+
+
+def test_rendered_task_missing_says_how_to_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINLIKE_CACHE", str(tmp_path))
+    with pytest.raises(DataError, match="brainlike tasks build"):
+        load_task("nsynth-pitch")

@@ -71,12 +71,13 @@ def base_url() -> str:
     return base if base.endswith("/") else base + "/"
 
 
-def fetch(name: str, dest: str | Path | None = None, show_progress: bool = True) -> Path:
+def fetch(name: str, dest: str | Path | None = None, show_progress: bool = True,
+          accept_sha256: str | None = None) -> Path:
     """Download dataset ``name`` into ``dest`` (default: the data root); files already present and valid are kept."""
     if name not in FETCHABLE:
         extra = _voxel_fetcher(name)
         if extra is not None:
-            return extra(dest)
+            return extra(dest, accept_sha256)
         raise UnknownNameError(f"nothing to fetch for {name!r}; fetchable: {', '.join(FETCHABLE)}, nh2015, b2021")
     remote, local = FETCHABLE[name]
     root = Path(dest).resolve() if dest else data_root()

@@ -29,6 +29,7 @@ Study file
     [resources]                          # per-unit requests for Ray
     num_cpus = 1
     num_gpus = 0
+    device = "cpu"                       # ridge engine: cpu, cuda or auto (not part of the unit key)
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ ENV_VARS = ("BRAINLIKE_DATA", "BRAINLIKE_CACHE")
 
 _STUDY_KEYS = {"name", "out", "models", "datasets", "metrics", "protocols", "tasks", "probe"}
 _EXECUTOR_KEYS = {"kind", "workers", "address"}
-_RESOURCE_KEYS = {"num_cpus", "num_gpus"}
+_RESOURCE_KEYS = {"num_cpus", "num_gpus", "device"}
+DEVICES = ("cpu", "cuda", "auto")
 
 
 class StudyError(BrainlikeError):
@@ -134,6 +136,7 @@ class Study:
     address: str | None = None
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+    device: str = "cpu"
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -161,6 +164,8 @@ class Study:
             raise StudyError(f"study {self.name!r}: workers must be >= 1, got {self.workers}")
         if self.num_cpus < 0 or self.num_gpus < 0:
             raise StudyError(f"study {self.name!r}: resource requests must be >= 0")
+        if self.device not in DEVICES:
+            raise StudyError(f"study {self.name!r}: unknown device {self.device!r}; choose from {list(DEVICES)}")
 
     @property
     def metric(self) -> str:
@@ -235,6 +240,7 @@ def study_from_dict(data: Mapping[str, Any], default_name: str = "study", source
             address=str(executor.get("address", "")) or None,
             num_cpus=float(resources.get("num_cpus", 1)),
             num_gpus=float(resources.get("num_gpus", 0)),
+            device=str(resources.get("device", "cpu")),
             source=source,
         )
     except (TypeError, ValueError) as exc:
@@ -270,7 +276,8 @@ def run_unit(unit: Mapping[str, Any], env: Mapping[str, str] | None = None) -> d
     Parameters
     ----------
     unit : dict
-        :meth:`Unit.to_dict` of the unit (plain data, so that it crosses process and machine boundaries).
+        :meth:`Unit.to_dict` of the unit (plain data, so that it crosses process and machine boundaries), plus
+        ``options`` that do not change results beyond rounding (``device``: where the ridge engine runs).
     env : dict, optional
         ``BRAINLIKE_*`` variables to set in the worker before running (Ray workers on other machines).
 
@@ -284,7 +291,7 @@ def run_unit(unit: Mapping[str, Any], env: Mapping[str, str] | None = None) -> d
     parsed = Unit.from_dict(unit)
     start = time.perf_counter()
     if parsed.kind == "score":
-        records, provenance, detail = _run_score_unit(parsed)
+        records, provenance, detail = _run_score_unit(parsed, _device(dict(unit.get("options") or {})))
     elif parsed.kind == "downstream":
         records, provenance, detail = _run_downstream_unit(parsed)
     else:
@@ -294,7 +301,19 @@ def run_unit(unit: Mapping[str, Any], env: Mapping[str, str] | None = None) -> d
             "host": platform.node(), "pid": os.getpid()}
 
 
-def _run_score_unit(unit: Unit) -> tuple[list[dict[str, Any]], dict[str, Any], bytes | None]:
+def _device(options: Mapping[str, Any]) -> str:
+    device = str(options.get("device", "cpu"))
+    if device == "auto":
+        try:
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:
+            return "cpu"
+    return device
+
+
+def _run_score_unit(unit: Unit, device: str = "cpu") -> tuple[list[dict[str, Any]], dict[str, Any], bytes | None]:
     """Brain scoring through :func:`brainlike.api.score`, keeping its provenance and ``detail.nc``."""
     import tempfile
 
@@ -304,7 +323,7 @@ def _run_score_unit(unit: Unit) -> tuple[list[dict[str, Any]], dict[str, Any], b
     params = dict(unit.params)
     with tempfile.TemporaryDirectory(prefix="brainlike-unit-") as tmp:
         records = score([unit.model], dataset=unit.target, metric=params["metric"], protocol=params["protocol"],
-                        out=tmp, progress=progress.enabled())
+                        out=tmp, device=device, progress=progress.enabled())
         provenance = json.loads((Path(tmp) / "provenance.json").read_text(encoding="utf-8"))
         detail_path = Path(tmp) / "detail.nc"
         detail = detail_path.read_bytes() if detail_path.exists() else None
@@ -524,7 +543,8 @@ def _compute(study: Study, todo: list[Unit], store: UnitStore, results: dict[Uni
                            num_cpus=study.num_cpus, num_gpus=study.num_gpus)
     env = {k: os.environ[k] for k in ENV_VARS if k in os.environ}
     with runner:
-        for result in runner.map(run_unit, [u.to_dict() for u in todo], env=env, progress=progress,
+        items = [{**u.to_dict(), "options": {"device": study.device}} for u in todo]
+        for result in runner.map(run_unit, items, env=env, progress=progress,
                                  description=f"study {study.name}"):
             unit = Unit.from_dict(result["unit"])
             store.save(result)

@@ -309,7 +309,9 @@ def _profile_panel(ax: Any, frame: pd.DataFrame, kind: str) -> None:
         colour = CONTROL if is_control(model) else COLOURS[i % len(COLOURS)]
         ax.plot(rows["depth"], rows["score"], marker="o", ms=3, color=colour, label=model)
     ax.set_xlabel("relative layer depth")
-    ax.set_ylabel("score" if kind == "score" else "share of targets")
+    panel = str(frame["panel"].iloc[0]) if len(frame) else ""
+    unit = "Spearman rho" if panel.startswith("rsa") else "R2" if panel.startswith("regression") else "score"
+    ax.set_ylabel(unit if kind == "score" else "share of targets")
     ax.set_xlim(-0.05, 1.05)
 
 

@@ -146,7 +146,7 @@ def _torch_constants(n_samples: int, sample_rate: int, dtype: Any, device: str) 
 
 
 def cochleagram(waveforms: Any, *, sample_rate: int = SAMPLE_RATE, dtype: Any = None,
-                max_rows: int = 256) -> Any:
+                max_rows: int = 64) -> Any:
     """Compressed cochleagram of a batch of waveforms.
 
     Parameters
@@ -160,7 +160,7 @@ def cochleagram(waveforms: Any, *, sample_rate: int = SAMPLE_RATE, dtype: Any = 
         Computation dtype; default float64 (float32 input is upcast).
     max_rows : int
         At most this many (clip, channel) envelopes are held at once, to bound memory
-        (256 rows of 40,000 complex128 numbers = 164 MB).
+        (64 rows of 40,000 complex128 numbers = 41 MB; larger blocks run slower, out of cache).
 
     Returns
     -------
@@ -178,18 +178,34 @@ def cochleagram(waveforms: Any, *, sample_rate: int = SAMPLE_RATE, dtype: Any = 
     x = x.to(dtype or torch.float64)
     n_samples = x.shape[-1]
     filters, polyphase = _torch_constants(n_samples, sample_rate, x.dtype, str(x.device))
-    spectrum = torch.fft.rfft(x, dim=-1)  # (batch, n_bins)
+    spectrum = fft("rfft", x, dim=-1)  # (batch, n_bins)
     chunk = max(1, max_rows // x.shape[0])
     parts = []
     for start in range(0, filters.shape[0], chunk):
         sub = spectrum[:, None, :] * filters[None, start:start + chunk]
-        analytic = torch.fft.ifft(sub, n=n_samples, dim=-1)  # one-sided spectrum, zeros after, weight 1
+        analytic = fft("ifft", sub, n=n_samples, dim=-1)  # one-sided spectrum, zeros after, weight 1
         # sqrt(max(re^2 + im^2, 1e-16)); vector_norm over (re, im) is the fastest exact |a| in torch on CPU
         envelope = torch.linalg.vector_norm(torch.view_as_real(analytic), dim=-1).clamp_min_(np.sqrt(ENVELOPE_FLOOR))
         parts.append(_downsample(envelope, polyphase))
     coch = (torch.cat(parts, dim=1).clamp_min_(0.0) + COMPRESSION_OFFSET) ** COMPRESSION_POWER
     coch = coch[0] if squeeze else coch
     return coch.numpy() if is_numpy else coch
+
+
+def fft(name: str, x: Any, *, dim: int = -1, n: int | None = None, workers: int | None = None) -> Any:
+    """``torch.fft.<name>(x, n=n, dim=dim)``, run by scipy's pocketfft for CPU tensors (2-3x faster than torch's MKL
+    path for these lengths, e.g. 40,000 and 1,170), by torch elsewhere. Returns a torch tensor on x's device.
+
+    ``workers`` (CPU only) defaults to ``torch.get_num_threads()``; pass 1 for small transforms.
+    """
+    import torch
+
+    if x.device.type != "cpu":
+        return getattr(torch.fft, name)(x, n=n, dim=dim)
+    import scipy.fft
+
+    workers = workers or torch.get_num_threads()
+    return torch.from_numpy(getattr(scipy.fft, name)(x.detach().numpy(), n=n, axis=dim, workers=workers))
 
 
 def _downsample(envelope: Any, polyphase: Any) -> Any:

@@ -51,11 +51,15 @@ def _names(names: list[str], *, installed_only: bool = False, dest: str | None =
 def _install(args: argparse.Namespace) -> int:
     from brainlike.models.zoo import store
 
-    for name in _names(args.names):
-        was = store.is_installed(name, root=args.dest) and not args.force
-        path = store.install(name, dest=args.dest, source=args.source, force=args.force)
-        state = "already installed" if was else "installed"
-        print(f"{name}: {state} {path} (sha256 {store.weights_sha256(name, root=args.dest)[:16]})", file=sys.stderr)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="brainlike-zoo-") as downloads:
+        for name in _names(args.names):
+            was = store.is_installed(name, root=args.dest) and not args.force
+            path = store.install(name, dest=args.dest, source=args.source, force=args.force, download_dir=downloads)
+            state = "already installed" if was else "installed"
+            digest = store.weights_sha256(name, root=args.dest)[:16]
+            print(f"{name}: {state} {path} (sha256 {digest})", file=sys.stderr)
     return 0
 
 

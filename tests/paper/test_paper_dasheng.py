@@ -87,3 +87,18 @@ def test_random_twins_layer_maps_and_determinism():
     assert dasheng.SIZES["1.2b"].layer_names()[-1] == "layer40" and len(dasheng.SIZES["1.2b"].layer_names()) == 21
     with pytest.raises(Exception, match="not available"):
         load_model("dasheng-base")
+
+
+def test_mel_front_end_equals_librosa():
+    librosa = pytest.importorskip("librosa")
+    from brainlike.models.paper._frontends import power_to_db, stft_mel
+
+    wave = make_signal(1.0, 16000).astype(np.float64)
+    ours = power_to_db(stft_mel(torch.from_numpy(wave[None]), sample_rate=16000, n_fft=512, hop=160, win=512,
+                                n_mels=64, f_min=0.0, f_max=8000.0))[0].numpy()
+    ref = librosa.power_to_db(librosa.feature.melspectrogram(y=wave, sr=16000, n_fft=512, hop_length=160,
+                                                             center=True, pad_mode="reflect", power=2.0, n_mels=64,
+                                                             fmin=0.0, fmax=8000.0, htk=True, norm=None),
+                              ref=1.0, amin=1e-10, top_db=120.0)
+    assert ours.shape == ref.shape == (64, 101)
+    assert np.max(np.abs(ours - ref)) < 1e-3  # dB

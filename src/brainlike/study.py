@@ -517,6 +517,8 @@ def run_study(study: Study, *, out: str | os.PathLike | None = None, executor: s
     stored = {} if force else {u: r for u in units if (r := store.load(u)) is not None}
     todo = [u for u in units if u not in stored]
     kind = executor or study.executor
+    if address and kind != "ray":
+        raise StudyError("--address only applies to --executor ray")
     log.info("study %s: %d units, %d stored, %d to compute on %s", study.name, len(units), len(stored), len(todo), kind)
     results = dict(stored)
     was_enabled = bars.enabled()
@@ -539,7 +541,8 @@ def _compute(study: Study, todo: list[Unit], store: UnitStore, results: dict[Uni
 
     if not todo:
         return
-    runner = make_executor(kind, workers=workers or study.workers, address=address or study.address,
+    runner = make_executor(kind, workers=workers or study.workers,
+                           address=(address or study.address) if kind == "ray" else None,
                            num_cpus=study.num_cpus, num_gpus=study.num_gpus)
     env = {k: os.environ[k] for k in ENV_VARS if k in os.environ}
     with runner:

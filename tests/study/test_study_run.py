@@ -151,3 +151,20 @@ def test_a_failing_unit_leaves_the_others_stored(data_root, tmp_path, capsys):
     assert "missing/data.nc" in err[0] and err[0].endswith("rerun to retry them")
     assert [p.name.split("-")[0] for p in (tmp_path / "out" / "units").glob("*.json")] == ["score"]
     assert not (tmp_path / "out" / "records.jsonl").exists()
+
+
+def test_downstream_units_write_task_records(data_root, tmp_path):
+    from brainlike.report import make_report
+
+    path = tmp_path / "study.toml"
+    path.write_text(f"[study]\nmodels = ['random-features']\ntasks = ['esc10']\nout = '{tmp_path / 'out'}'\n")
+    run = run_study(load_study(path), progress=False)
+    assert [(u.kind, u.target) for u in run.computed] == [("downstream", "esc10")] and run.records == []
+    rows = [json.loads(line) for line in (tmp_path / "out" / "downstream.jsonl").read_text().splitlines()]
+    folds = [r for r in rows if r["fold"] is not None]
+    (mean,) = [r for r in rows if r["fold"] is None]
+    assert len(folds) == 5 and sum(r["n_test"] for r in folds) == 400  # ESC-10: 400 clips in 5 official folds
+    assert mean["score"] == pytest.approx(np.mean([r["score"] for r in folds]))
+    assert abs(mean["score"] - 0.1) < 0.1  # the null control stays near chance (10 classes)
+    report = make_report(tmp_path / "out")
+    assert report.slugs == [] and "downstream_tasks" in {p.stem for p in report.tables}

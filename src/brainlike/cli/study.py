@@ -34,6 +34,11 @@ def handle_run(args: argparse.Namespace) -> int:
     run = run_study(study, out=args.out, executor=args.executor, workers=args.workers, address=args.address,
                     force=args.force, progress=progress.enabled(), argv=["brainlike", *sys.argv[1:]])
     print(summary_table(run.records), end="")
+    if run.downstream:
+        from brainlike.downstream.evaluate import global_scores
+        from brainlike.downstream.evaluate import summary_table as task_table
+
+        print(task_table(run.downstream + global_scores(run.downstream)).to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"{len(run.computed)} units computed, {len(run.reused)} reused, {run.seconds:.1f} s; results in {run.out}",
           file=sys.stderr)
     return 0

@@ -424,7 +424,8 @@ def resolve_checkpoint(argument: str) -> Path:
     try:
         return Path(snapshot_download(argument, allow_patterns=patterns, cache_dir=cache_dir))
     except Exception as exc:
-        raise BrainlikeError(f"hf: {argument!r} is neither cached locally nor downloadable: {_first_line(exc)}") from None
+        raise BrainlikeError(f"hf: {argument!r} is not in the local Hugging Face cache ({cache_dir or 'default'}) "
+                             f"and downloading it failed: {_first_line(exc)}") from None
 
 
 def pretrained_model(argument: str) -> HFAudioModel:

@@ -73,13 +73,14 @@ def _modules() -> dict[str, Any]:
             return nn.functional.avg_pool2d(pad_same(x, self.kernel, self.stride), self.kernel, self.stride)
 
     def cochleagram_input(waveforms: torch.Tensor, n_samples: int | None) -> torch.Tensor:
-        """Crop/pad (if ``n_samples``), demean, RMS 0.1, cochleagram -> (B, 1, 211, frames) float32."""
+        """Crop/pad (if ``n_samples``), demean, RMS 0.1 (float64), cochleagram in float32 as the original torch
+        pipeline (2x faster than float64, within 2e-6) -> (B, 1, 211, frames)."""
         x = waveforms.double()
         if n_samples is not None:
             x = x[:, :n_samples] if x.shape[1] >= n_samples else nn.functional.pad(x, (0, n_samples - x.shape[1]))
         x = x - x.mean(dim=1, keepdim=True)
         rms = x.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
-        return cochleagram(x * (TARGET_RMS / rms)).float()[:, None]
+        return cochleagram((x * (TARGET_RMS / rms)).float(), dtype=torch.float32)[:, None]
 
     def as_time_major(x: torch.Tensor) -> torch.Tensor:
         """(B, C, F, T) -> (B, T, C*F), channel-major features; (B, D) -> (B, 1, D)."""
@@ -221,7 +222,7 @@ def load_checkpoint(family: str, argument: str) -> tuple[Any, str, dict[str, Any
 
 
 def _wrap(family: str, module: Any, weights_id: str, name: str, provenance: dict[str, Any]) -> PaperModel:
-    preprocessing = {"front_end": "cochleagram_1 (211 ch, 200 Hz, ^0.3)", "rms": TARGET_RMS, "demean": True,
+    preprocessing = {"front_end": "cochleagram_1 (211 ch, 200 Hz, ^0.3), float32", "rms": TARGET_RMS, "demean": True,
                      "crop_or_pad_samples": KELL_SAMPLES if family == "cochcnn9" else None}
     model = PaperModel(module, name=name, sample_rate=SAMPLE_RATE, layers=ARCHITECTURES[family]["layers"],
                        weights_id=weights_id, preprocessing=preprocessing, batch_size=4, provenance=provenance)

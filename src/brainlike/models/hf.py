@@ -410,21 +410,22 @@ def resolve_checkpoint(argument: str) -> Path:
     if argument.startswith((".", "/", "~")) or argument.count("/") > 1:
         raise BrainlikeError(f"hf: checkpoint folder {argument} does not exist")
     _transformers()
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
 
     patterns = ["*.json", "*.safetensors", "*.txt", "pytorch_model.bin"]
     cache_dir = hub_cache_dir()
+    shown = cache_dir or constants.HF_HUB_CACHE
     try:
         return Path(snapshot_download(argument, local_files_only=True, allow_patterns=patterns, cache_dir=cache_dir))
     except Exception:  # LocalEntryNotFoundError, HFValidationError...
         pass
     if _offline():
-        raise BrainlikeError(f"hf: {argument!r} is not in the local Hugging Face cache ({cache_dir or 'default'}) "
+        raise BrainlikeError(f"hf: {argument!r} is not in the local Hugging Face cache ({shown}) "
                              "and offline mode is on; download it with internet or give a local folder") from None
     try:
         return Path(snapshot_download(argument, allow_patterns=patterns, cache_dir=cache_dir))
     except Exception as exc:
-        raise BrainlikeError(f"hf: {argument!r} is not in the local Hugging Face cache ({cache_dir or 'default'}) "
+        raise BrainlikeError(f"hf: {argument!r} is not in the local Hugging Face cache ({shown}) "
                              f"and downloading it failed: {_first_line(exc)}") from None
 
 

@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from brainlike.errors import BrainlikeError
 
@@ -62,6 +62,10 @@ class Executor(ABC):
 
     def close(self) -> None:
         """Release workers (processes, a Ray instance this executor started)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Where units ran, for the provenance."""
+        return {"kind": self.name}
 
     @abstractmethod
     def map(self, fn: UnitFn, items: list[Any], *, env: Mapping[str, str] | None = None, progress: bool = True,
@@ -125,6 +129,9 @@ class LocalExecutor(Executor):
         if workers < 1:
             raise ExecutorError(f"workers must be >= 1, got {workers}")
         self.workers = workers
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "local", "workers": self.workers}
 
     def map(self, fn: UnitFn, items: list[Any], *, env: Mapping[str, str] | None = None, progress: bool = True,
             description: str = "units") -> Iterator[Mapping[str, Any]]:
@@ -208,6 +215,15 @@ class RayExecutor(Executor):
             raise ExecutorError(f"cannot start Ray on {where}: {_one_line(exc)}") from None
         self._started = True
         return self
+
+    def describe(self) -> dict[str, Any]:
+        import ray
+
+        resources = ray.cluster_resources()
+        return {"kind": "ray", "ray": ray.__version__, "address": ray.get_runtime_context().gcs_address,
+                "started_here": self._started, "cluster_cpus": resources.get("CPU", 0),
+                "cluster_gpus": resources.get("GPU", 0), "nodes": len(ray.nodes()),
+                "unit_resources": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}}
 
     def close(self) -> None:
         if self._started:

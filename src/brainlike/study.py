@@ -46,7 +46,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from brainlike import progress as bars
 from brainlike.errors import BrainlikeError
@@ -524,28 +524,29 @@ def run_study(study: Study, *, out: str | os.PathLike | None = None, executor: s
     was_enabled = bars.enabled()
     bars.set_enabled(was_enabled and progress)  # progress=False also silences the units' own bars
     try:
-        _compute(study, todo, store, results, kind, workers, address, progress)
+        where = _compute(study, todo, store, results, kind, workers, address, progress)
     finally:
         bars.set_enabled(was_enabled)
     records = [r for u in units if u.kind == "score" for r in results[u]["records"]]
     downstream = [r for u in units if u.kind == "downstream" for r in results[u]["records"]]
-    provenance = study_provenance(study, units, results, kind, started, argv)
+    provenance = study_provenance(study, units, results, where, started, argv)
     write_study_results(out_dir, records, downstream, provenance, _details(store, units))
     return StudyRun(out_dir, records, downstream, todo, [u for u in units if u in stored], time.perf_counter() - t0)
 
 
 def _compute(study: Study, todo: list[Unit], store: UnitStore, results: dict[Unit, Any], kind: str,
-             workers: int | None, address: str | None, progress: bool) -> None:
-    """Run the pending units on the executor, storing each result as soon as it arrives."""
+             workers: int | None, address: str | None, progress: bool) -> dict[str, Any]:
+    """Run the pending units on the executor, storing each result as soon as it arrives; describe the executor."""
     from brainlike.executors import make_executor
 
     if not todo:
-        return
+        return {"kind": kind, "units_run": 0}
     runner = make_executor(kind, workers=workers or study.workers,
                            address=(address or study.address) if kind == "ray" else None,
                            num_cpus=study.num_cpus, num_gpus=study.num_gpus)
     env = {k: os.environ[k] for k in ENV_VARS if k in os.environ}
     with runner:
+        where = {**runner.describe(), "units_run": len(todo)}
         items = [{**u.to_dict(), "options": {"device": study.device}} for u in todo]
         for result in runner.map(run_unit, items, env=env, progress=progress,
                                  description=f"study {study.name}"):
@@ -553,10 +554,11 @@ def _compute(study: Study, todo: list[Unit], store: UnitStore, results: dict[Uni
             store.save(result)
             results[unit] = result
             log.info("finished %s in %.1f s", unit.label, result["seconds"])
+    return where
 
 
-def study_provenance(study: Study, units: list[Unit], results: Mapping[Unit, Mapping[str, Any]], executor: str,
-                     started: datetime, argv: list[str] | None) -> dict[str, Any]:
+def study_provenance(study: Study, units: list[Unit], results: Mapping[Unit, Mapping[str, Any]],
+                     executor: Mapping[str, Any], started: datetime, argv: list[str] | None) -> dict[str, Any]:
     """Provenance of a study run.
 
     The study file and its sha256, the executor, the ``BRAINLIKE_*`` variables, the seeds, protocol parameters,
@@ -578,7 +580,7 @@ def study_provenance(study: Study, units: list[Unit], results: Mapping[Unit, Map
         "command": argv if argv is not None else sys.argv,
         "study": {"name": study.name, "sha256": hashlib.sha256(study.source.encode()).hexdigest(),
                   "source": study.source},
-        "executor": executor,
+        "executor": dict(executor),
         "environment": {k: os.environ.get(k) for k in ENV_VARS},
         **merged,
         "units": [{**u.to_dict(), "key": u.key, "seconds": results[u]["seconds"], "host": results[u]["host"],

@@ -108,19 +108,19 @@ def test_local_process_pool_equals_in_process(reference, tmp_path):
 
 
 def test_ray_executor_on_a_local_head_equals_local(reference, tmp_path):
-    if "ray" not in sys.modules:  # bind the local head to the loopback interface (read when ray is imported)
+    """`--executor ray --workers 2`: the executor starts a Ray head on 127.0.0.1 with 2 CPUs and stops it after."""
+    if "ray" not in sys.modules:  # before ray is imported: a local head on the loopback interface
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = pytest.importorskip("ray")
     t0 = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", object_store_memory=128 * 1024 * 1024)
-    try:
-        assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
-        path = study_file(tmp_path, MODELS, tmp_path / "out")
-        remote = run_study(load_study(path), executor="ray", progress=False)
-    finally:
-        ray.shutdown()
+    remote = run_study(load_study(study_file(tmp_path, MODELS, tmp_path / "out")), executor="ray", workers=2,
+                       progress=False)
     print(f"\nray: small study (2 units, warm activation cache) on a local head with 2 CPUs: "
-          f"{time.perf_counter() - t0:.1f} s including the head's start")
+          f"{time.perf_counter() - t0:.1f} s including the head's start and stop")
+    assert not ray.is_initialized()
+    where = json.loads((tmp_path / "out" / "provenance.json").read_text())["executor"]
+    assert where["kind"] == "ray" and where["started_here"] and where["address"].startswith("127.0.0.1:")
+    assert where["cluster_cpus"] == 2 and where["units_run"] == 2
     pids = {json.loads(p.read_text())["pid"] for p in (tmp_path / "out" / "units").glob("*.json")}
     assert len(remote.computed) == 2 and os.getpid() not in pids  # the units ran in Ray worker processes
     same_records(remote.records, reference.records)

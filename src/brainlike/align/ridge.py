@@ -22,12 +22,17 @@ NULL_TOLERANCE = 10.0
 
 
 def gram_matrix(features: np.ndarray, chunk: int = 8192) -> np.ndarray:
-    """``X X^T`` in float64 for features (n_stimuli, n_features), accumulated over feature chunks."""
+    """``X X^T`` in float64 for features (n_stimuli, n_features), accumulated over feature chunks.
+
+    Each feature is first centred over all stimuli: every centred split kernel derived from the Gram matrix is
+    unchanged by a per-feature shift, and centring avoids cancellation for features with large offsets.
+    """
     features = np.asarray(features)
     n = features.shape[0]
     gram = np.zeros((n, n), dtype=np.float64)
     for start in range(0, features.shape[1], chunk):
         block = np.asarray(features[:, start:start + chunk], dtype=np.float64)
+        block = block - block.mean(axis=0)
         gram += block @ block.T
     return gram
 

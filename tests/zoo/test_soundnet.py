@@ -102,7 +102,9 @@ def esc10_probe(model, layers: list[str], data_root) -> dict[str, float]:
     table = pd.read_csv(folder / "labels.csv")
     clips, rates = zip(*(read_audio(folder / f, allow_silent=True) for f in table["file"]))
     assert set(rates) == {44100}
-    embeddings = embed_clips(model, list(clips), 44100, progress=False)
+    # cached under BRAINLIKE_CACHE (set BRAINLIKE_TEST_CACHE to keep it across sessions), keyed by the clip set
+    clip_set = {"set": "esc10", "sha256sums": store.sha256_file(folder / "SHA256SUMS"), "files": list(table["file"])}
+    embeddings = embed_clips(model, list(clips), 44100, cache_key_parts=clip_set, progress=False)
     folds, labels = table["fold"].to_numpy(), table["label"].to_numpy()
     scores = {}
     for layer in layers:

@@ -129,6 +129,18 @@ def test_routes_agree_with_full_complex_fft(reference_run: dict[str, np.ndarray]
         assert np.max(np.abs(other - full) / full) <= 1e-9, route
 
 
+def test_torch_fft_path_equals_pocketfft_path(reference_run: dict[str, np.ndarray],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPU tensors use scipy/numpy FFTs; other devices use torch.fft: the two paths agree (checked here on CPU)."""
+    prepared = st.prepare_waveforms(reference_run["waveforms"][1:2])
+    fast = st.clip_features(prepared[0])
+    monkeypatch.setattr(coch, "POCKETFFT_ON_CPU", False)
+    slow_coch = coch.cochleagram(prepared)
+    slow = st.clip_features(prepared[0])
+    np.testing.assert_allclose(slow_coch, reference_run["cochleagrams"][1:2], rtol=1e-10)
+    assert np.max(np.abs(slow - fast) / fast) <= 1e-9
+
+
 def test_unknown_route_is_rejected() -> None:
     with pytest.raises(ModelError, match="route"):
         st.spectrotemporal_features(np.zeros((1, 211, 390)), route="fft3")

@@ -192,23 +192,23 @@ def _toeplitz(transfer: np.ndarray) -> np.ndarray:
     return impulse[lags % len(transfer)]
 
 
-@lru_cache(maxsize=1)
-def _torch_profiles() -> tuple[Any, Any, Any]:
+@lru_cache(maxsize=4)
+def _torch_profiles(device: str = "cpu") -> tuple[Any, Any, Any]:
     """1-D profiles as torch tensors: Hs (7, 422), Ht (9, 1170), quadrant keep masks (2, 422, 1170) for -1 / +1."""
     import torch
 
-    spectral = torch.tensor(np.stack([spectral_transfer(w) for w in SCALES]))
-    temporal = torch.tensor(np.stack([temporal_transfer(r) for r in RATES]))
-    keep = torch.tensor(np.stack([quadrant_keep(-1), quadrant_keep(+1)]).astype(np.float64))
+    spectral = torch.tensor(np.stack([spectral_transfer(w) for w in SCALES]), device=device)
+    temporal = torch.tensor(np.stack([temporal_transfer(r) for r in RATES]), device=device)
+    keep = torch.tensor(np.stack([quadrant_keep(-1), quadrant_keep(+1)]).astype(np.float64), device=device)
     return spectral, temporal, keep
 
 
-@lru_cache(maxsize=1)
-def _torch_groups() -> tuple[tuple[Any, ...], ...]:
+@lru_cache(maxsize=4)
+def _torch_groups(device: str = "cpu") -> tuple[tuple[Any, ...], ...]:
     import torch
 
-    return tuple((torch.tensor(g.filters), torch.tensor(g.rates), g.scale, torch.tensor(g.kernels[0]),
-                  torch.tensor(g.kernels[1])) for g in _groups())
+    return tuple((torch.tensor(g.filters), torch.tensor(g.rates), g.scale, torch.tensor(g.kernels[0], device=device),
+                  torch.tensor(g.kernels[1], device=device)) for g in _groups())
 
 
 def spectrotemporal_features(cochleagrams: Any, *, route: str = "factorised", chunk: int = 8) -> Any:
@@ -256,14 +256,14 @@ def _factorised(c: Any) -> Any:
     """
     import torch
 
-    _, temporal, _ = _torch_profiles()
+    _, temporal, _ = _torch_profiles(str(c.device))
     half = N_TEMPORAL // 2 + 1
     temporal = temporal[:, :half]
     edges = [0, half - 1]  # temporal DC and Nyquist: no quadrant zeroing there
     out = c.new_empty(c.shape[0], N_FILTERS, N_CHANNELS)
     for i, clip in enumerate(c):
         spectrum = coch.fft("rfft", clip, n=N_TEMPORAL, dim=-1, workers=1)  # (211, 586): rows = channels
-        for filters, rates, scale, inner, edge in _torch_groups():
+        for filters, rates, scale, inner, edge in _torch_groups(str(c.device)):
             n_rows = N_CHANNELS if scale else 1  # scale 0 keeps only spectral DC: every row is the same
             rows = inner[:n_rows] @ spectrum
             rows[:, edges] = edge[:n_rows] @ spectrum[:, edges]
@@ -281,7 +281,7 @@ def _per_filter(c: Any, route: str, chunk: int) -> Any:
     """One 2-D inverse FFT per filter: full complex (``fft2``, the reference) or half plane (``rfft2``)."""
     import torch
 
-    spectral, temporal, keep = _torch_profiles()
+    spectral, temporal, keep = _torch_profiles(str(c.device))
     padded = torch.nn.functional.pad(c, (0, N_TEMPORAL - N_FRAMES, 0, N_SPECTRAL - N_CHANNELS))
     width = N_TEMPORAL // 2 + 1 if route == "rfft2" else N_TEMPORAL
     spectrum = torch.fft.rfft2(padded) if route == "rfft2" else torch.fft.fft2(padded)
@@ -289,9 +289,9 @@ def _per_filter(c: Any, route: str, chunk: int) -> Any:
     specs = filter_specs()
     for start in range(0, N_FILTERS, chunk):
         block = specs[start:start + chunk]
-        w = torch.tensor([SCALES.index(s.scale) for s in block])
-        r = torch.tensor([RATES.index(s.rate) for s in block])
-        d = torch.tensor([(s.direction + 1) // 2 for s in block])
+        w = torch.tensor([SCALES.index(s.scale) for s in block], device=c.device)
+        r = torch.tensor([RATES.index(s.rate) for s in block], device=c.device)
+        d = torch.tensor([(s.direction + 1) // 2 for s in block], device=c.device)
         bank = spectral[w][:, :, None] * temporal[r][:, None, :width] * keep[d][:, :, :width]
         if route == "rfft2":  # irfft2 axis by axis, dropping the 211 padding rows before the temporal c2r
             rows = torch.fft.ifft(spectrum[:, None] * bank[None], dim=-2)[..., :N_CHANNELS, :]

@@ -11,7 +11,8 @@ from brainlike.errors import DataError
 def safe_member_path(name: str) -> PurePosixPath:
     """Validate an archive member name; raise :class:`DataError` on absolute paths or ``..`` components."""
     path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or name.startswith(("/", "\\")) or ":" in path.parts[0]:
+    if path.is_absolute() or ".." in path.parts or name.startswith(("/", "\\")) or (
+            path.parts and ":" in path.parts[0]):
         raise DataError(f"archive member {name!r} would be written outside the destination; refusing to extract")
     return path
 

@@ -6,7 +6,9 @@ a fixed STFT (periodic-Hann DFT basis of 256, hop 128) and its magnitude (129 x 
 output convolution + sigmoid giving the speech probability of the chunk.
 
 Layers (time = chunks, 31.25 per second; features = channels x frames): ``stft`` (129 x 4), ``conv1`` (128 x 4),
-``conv2`` (64 x 2), ``conv3`` (64), ``conv4`` (128), ``lstm`` (hidden state, 128), ``speech_prob`` (1).
+``conv2`` (64 x 2), ``conv3`` (64), ``conv4`` (128), ``lstm`` (hidden state, 128). The output stage (one speech
+probability per chunk) is available from :meth:`SileroVADModel.speech_probability`, not as a layer: a single
+feature cannot be compared by RSA.
 
 Note: the safetensors weights differ from the package's default TorchScript/ONNX model (their release is not
 recorded); the architecture is the same. ``silero-vad@random`` keeps the fixed DFT basis and draws the learned
@@ -26,7 +28,9 @@ from brainlike.models.zoo import store
 
 SAMPLE_RATE = 16000
 CHUNK, CONTEXT, N_FFT, STFT_HOP = 512, 64, 256, 128
-LAYERS = ["stft", "conv1", "conv2", "conv3", "conv4", "lstm", "speech_prob"]
+LAYERS = ["stft", "conv1", "conv2", "conv3", "conv4", "lstm"]
+"""Layers exposed to scoring. The 1-value speech probability is not one of them (a single feature has no
+correlation-based RDM); :meth:`SileroVADModel.speech_probability` gives it."""
 
 
 def dft_basis(n_fft: int = N_FFT) -> np.ndarray:
@@ -109,7 +113,7 @@ def load_weights(module: Any, path: str) -> None:
 class SileroVADModel(TorchAudioModel):
     """Silero VAD as a brainlike model."""
 
-    adapter_version = 1
+    adapter_version = 2
     batch_size = 16
 
     def __init__(self, random: bool = False) -> None:
@@ -133,7 +137,7 @@ class SileroVADModel(TorchAudioModel):
 
     def speech_probability(self, waveform: np.ndarray) -> np.ndarray:
         """Per-chunk speech probability of one 16 kHz clip, (n_chunks,)."""
-        return self(np.asarray(waveform, np.float32)[None])["speech_prob"][0, :, 0]
+        return np.asarray(self.forward(np.asarray(waveform, np.float32)[None])["speech_prob"][0, :, 0])
 
 
 register_model(ModelEntry(

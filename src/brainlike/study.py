@@ -460,6 +460,8 @@ def check_names(study: Study) -> None:
             close = difflib.get_close_matches(dataset, list(DATASETS), n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise StudyError(f"study {study.name!r}: unknown dataset {dataset!r}{hint} (see `brainlike datasets`)")
+        if dataset in DATASETS and (reason := DATASETS[dataset].available()):
+            raise StudyError(f"study {study.name!r}: dataset {dataset!r} is not available here: {reason}")
     if study.tasks:
         from brainlike.downstream.tasks import resolve_tasks
 

@@ -94,9 +94,22 @@ def test_unknown_names_fail_before_anything_runs(tmp_path, capsys):
     assert main(["run", str(path)]) == 2
     assert "unknown model 'melspek'; did you mean melspec?" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
-    path.write_text(f"[study]\nmodels = ['melspec']\ndatasets = ['nh2015']\nout = '{tmp_path / 'o'}'\n")
+    path.write_text(f"[study]\nmodels = ['melspec']\ndatasets = ['nh2015-componentz']\nout = '{tmp_path / 'o'}'\n")
     assert main(["run", str(path)]) == 2
-    assert "unknown dataset 'nh2015'; did you mean nh2015-components?" in capsys.readouterr().err
+    assert "unknown dataset 'nh2015-componentz'; did you mean nh2015-components" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_registered_but_unavailable_dataset_fails_before_running(tmp_path, capsys, monkeypatch):
+    from brainlike.data.neural import DATASETS, DatasetEntry
+
+    entry = DatasetEntry("study-test-voxels", lambda: None, "a dataset whose files are absent",
+                         lambda: "/nowhere/voxels.nc is missing")
+    monkeypatch.setitem(DATASETS, entry.name, entry)
+    path = write(tmp_path, f"[study]\nmodels = ['melspec']\ndatasets = ['{entry.name}']\nout = '{tmp_path / 'o'}'\n")
+    assert main(["run", str(path)]) == 2
+    assert f"dataset '{entry.name}' is not available here: /nowhere/voxels.nc is missing" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_dataset_paths_are_resolved_at_load(tmp_path, monkeypatch):

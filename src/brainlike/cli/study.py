@@ -18,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, help="parallel local processes, or CPUs of a local Ray instance")
     parser.add_argument("--force", action="store_true", help="recompute every unit")
     parser.add_argument("--dry-run", action="store_true", help="list the units and whether they are stored; run nothing")
+    parser.add_argument("--report", action="store_true", help="write the HTML report (OUT/report) after the run")
     parser.set_defaults(handler=handle_run)
 
 
@@ -41,6 +42,10 @@ def handle_run(args: argparse.Namespace) -> int:
         print(task_table(run.downstream + global_scores(run.downstream)).to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"{len(run.computed)} units computed, {len(run.reused)} reused, {run.seconds:.1f} s; results in {run.out}",
           file=sys.stderr)
+    if args.report:
+        from brainlike.report import make_report
+
+        print(f"report: {make_report(run.out).html}", file=sys.stderr)
     return 0
 
 

@@ -48,6 +48,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -431,6 +432,8 @@ def resolve_checkpoint(argument: str) -> Path:
 
 def pretrained_model(argument: str) -> HFAudioModel:
     """Load ``hf:<argument>`` (local folder or hub id) with its own feature extractor."""
+    from safetensors import SafetensorError
+
     transformers = _transformers()
     folder = resolve_checkpoint(argument)
     with _quiet_transformers():
@@ -445,6 +448,10 @@ def pretrained_model(argument: str) -> HFAudioModel:
                 module = getattr(transformers, spec.model_class).from_pretrained(folder)
         except (OSError, ValueError) as exc:
             raise BrainlikeError(f"hf: cannot load weights from {folder}: {_first_line(exc)}") from None
+        except (pickle.UnpicklingError, SafetensorError) as exc:  # weights_only refused a global, or bad safetensors
+            detail = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln] or [_first_line(exc)]
+            raise BrainlikeError(f"hf: cannot load weights from {folder} safely: {detail[0]} (pickles are read "
+                                 "with weights_only=True only; convert it to model.safetensors)") from None
         if spec is not None and spec.kind == "whisper":
             module = module.encoder
         extractor = _pretrained_extractor(transformers, folder, spec, module.config)

@@ -4,7 +4,7 @@ The graph holds the whole model: a constant-Q transform (hop 256 at 22.05 kHz, 3
 normalised log, a batch-norm, harmonic stacking and three small convolutional heads (contour, note, onset).
 Intermediate tensors are added as graph outputs (in memory). The model takes windows of 43,844 samples; longer
 clips are cut as the package does (3,840 zeros prepended, hop 36,164, 15 frames dropped at each window edge, trimmed
-to ``floor(N * 172 / 43844)`` frames at 86 frames per second).
+to ``floor(N * 172 / 43844)`` frames at 86 frames per second, at least one).
 
 Layers (time = frames; features = channels x bins): ``log_cqt`` (309), ``harmonic_stack`` (8 x 264, after the
 learned batch-norm), ``contour_hidden`` (8 x 264), ``contour`` (264), ``note_hidden`` (32 x 88), ``note`` (88,
@@ -68,7 +68,7 @@ def unwrap(frames: np.ndarray, n_samples: int) -> np.ndarray:
     """Join per-window outputs (n_windows, 172, F) into (n_frames, F) as the package does."""
     edge = OVERLAP_FRAMES // 2
     joined = frames[:, edge: FRAMES_PER_WINDOW - edge].reshape(-1, frames.shape[-1])
-    return joined[: int(np.floor(n_samples * FRAMES_PER_WINDOW / WINDOW))]
+    return joined[: max(1, int(np.floor(n_samples * FRAMES_PER_WINDOW / WINDOW)))]
 
 
 def _time_features(array: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ DIVERSITY_CORPORA = ("speech", "music", "environmental", "mixture")
 def run(kind: str, *, out: str | Path, config: str = "tiny", steps: int | None = None,
         corpora: Sequence[str] | None = None, corpus: str = "mixture", run_dir: str | None = None,
         task: str | None = "esc10", dataset: str = "nh2015-components", batch_size: int | None = None,
-        checkpoint_every: int | None = None) -> Path:
+        checkpoint_every: int | None = None, epochs: int = 10) -> Path:
     """Run one experiment; returns the path of its markdown table.
 
     ``config``, ``steps``, ``batch_size`` and ``checkpoint_every`` set how the models it trains are trained
@@ -48,7 +48,8 @@ def run(kind: str, *, out: str | Path, config: str = "tiny", steps: int | None =
     elif kind == "architecture":
         table = architecture(out, corpus, config, training, dataset)
     elif kind == "finetune":
-        table = finetune(out, run_dir or str(train_model(out, corpus, config, training)), task or "esc10", dataset)
+        table = finetune(out, run_dir or str(train_model(out, corpus, config, training)), task or "esc10", dataset,
+                         epochs)
     else:
         raise PretrainError(f"unknown experiment {kind!r}; choose from {', '.join(KINDS)}")
     return write_table(table, out, kind)

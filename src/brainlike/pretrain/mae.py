@@ -515,11 +515,15 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[MaskedAudioM
     sha256 : str
         sha256 of ``model.safetensors`` (the weights id).
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     directory, payload = read_checkpoint_config(path)
     model = MaskedAudioModel(MAEConfig.from_dict(payload["model"]))
-    state = load_file(str(directory / WEIGHTS_FILE), device="cpu")
+    try:
+        state = load_file(str(directory / WEIGHTS_FILE), device="cpu")
+    except SafetensorError as exc:
+        raise ModelError(f"{directory / WEIGHTS_FILE} is not a readable safetensors file ({exc})") from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ModelError(f"checkpoint {directory} does not match its config: missing {sorted(missing)[:5]}, "

@@ -137,13 +137,18 @@ def read_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> 
         raise ChecksumError(f"checkpoint {path.name}: sha256 {digest} != expected {expected_sha256}")
     check_publisher_hash(path, digest)
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return Checkpoint(path, digest, load_file(str(path), device="cpu"))
+        try:
+            return Checkpoint(path, digest, load_file(str(path), device="cpu"))
+        except SafetensorError as exc:
+            raise ModelError(f"checkpoint {path.name} is not a readable safetensors file ({exc})") from None
     try:
         content = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError on non-allow-listed globals, corrupt zip...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
+        first = next((ln for ln in lines if "GLOBAL" in ln), lines[0])  # the blocked global, when there is one
         raise ModelError(
             f"cannot read checkpoint {path.name} safely (weights_only=True): {first[:200]}; convert it to a plain "
             "state dict (torch.save(model.state_dict())) or to .safetensors"

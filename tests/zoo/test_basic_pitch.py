@@ -8,8 +8,8 @@ import pytest
 from brainlike.models.zoo import basic_pitch as bp
 
 
-@pytest.mark.parametrize("n,n_windows,n_frames", [(44100, 2, 173), (43844 - 3840, 2, 156), (30000, 1, 117), (300000, 9, 1176),
-                                                  (100, 1, 1)])
+@pytest.mark.parametrize("n,n_windows,n_frames", [(44100, 2, 173), (43844 - 3840, 2, 156), (30000, 1, 117),
+                                                  (300000, 9, 1176), (100, 1, 1)])
 def test_windows_and_unwrap_counts(n, n_windows, n_frames):
     audio = np.arange(1, n + 1, dtype=np.float32)
     wins = bp.windows(audio)

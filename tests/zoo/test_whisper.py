@@ -130,7 +130,8 @@ def reference_encoder(v, mel, heads):
 
 def test_ct2_reader_round_trip(tmp_path):
     rng = np.random.default_rng(1)
-    variables = {"a/w": rng.standard_normal((3, 4)).astype(np.float16), "a/f": rng.standard_normal(5).astype(np.float32),
+    variables = {"a/w": rng.standard_normal((3, 4)).astype(np.float16),
+                 "a/f": rng.standard_normal(5).astype(np.float32),
                  "b/i8": np.arange(-3, 3, dtype=np.int8).reshape(2, 3), "b/n": np.int16(-7), "c/i": np.int32(123456),
                  "d/bf": np.array([1.5, -2.25, 3.0], np.float32)}
     write_ct2(tmp_path / "m.bin", variables, {"alias/x": "a/w"}, bf16={"d/bf"})

@@ -299,8 +299,26 @@ def files(name: str, *, root: str | os.PathLike | None = None) -> dict[str, Path
 
 
 def weights_path(name: str, *, root: str | os.PathLike | None = None) -> Path:
-    """Path of the main weight file of an installed zoo model; :class:`ZooError` when not installed."""
-    return files(name, root=root)[item(name).weights]
+    """Path of the main weight file of an installed zoo model, its sha256 checked against the install manifest.
+
+    Raises :class:`ZooError` when not installed and :class:`ChecksumError` when the file's content changed since
+    installation (it is then never opened by an adapter). The hash is computed once per process and file state.
+    """
+    path = files(name, root=root)[item(name).weights]
+    recorded = (read_manifest(name, root=root) or {})["files"][item(name).weights]["sha256"]
+    state = path.stat()
+    key = (str(path), state.st_ino, state.st_size, state.st_mtime_ns)
+    if _VERIFIED.get(key) != recorded:
+        digest = sha256_file(path)
+        if digest != recorded:
+            raise ChecksumError(f"{path}: sha256 {digest} differs from the install manifest; refusing to open it "
+                                f"(reinstall with `brainlike zoo install {name} --force`)")
+        _VERIFIED[key] = digest
+    return path
+
+
+_VERIFIED: dict[tuple[str, int, int, int], str] = {}
+"""Weight files already hashed in this process: (path, inode, size, mtime_ns) -> sha256."""
 
 
 def weights_sha256(name: str, *, root: str | os.PathLike | None = None) -> str:

@@ -599,9 +599,13 @@ def _details(store: UnitStore, units: list[Unit]) -> dict[str, Any]:
     groups: dict[str, list[Any]] = {}
     for unit in units:
         if unit.kind == "score" and (detail := store.load_detail(unit)) is not None:
-            groups.setdefault(f"{unit.target} {dict(unit.params)['protocol']}", []).append(detail)
+            name = Path(unit.target).stem if _is_path(unit.target) else unit.target
+            groups.setdefault(f"{name} {dict(unit.params)['protocol']}", []).append(detail)
     merged = {}
     for name, details in groups.items():
+        # fixed-width strings (layer names) would be cut to the first dataset's width by concat: use objects
+        details = [d.assign({k: v.astype(object) for k, v in d.data_vars.items() if v.dtype.kind == "U"})
+                   for d in details]
         try:
             merged[name] = xr.concat(details, dim="model", join="outer") if len(details) > 1 else details[0]
         except (ValueError, KeyError) as exc:  # detail is optional: never fail a study on it

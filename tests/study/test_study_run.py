@@ -45,7 +45,16 @@ def test_study_records_equal_direct_scoring(reference):
     provenance = json.loads((reference.out / "provenance.json").read_text())
     assert provenance["study"]["name"] == "small" and len(provenance["units"]) == 2
     assert set(provenance["models"]) == set(MODELS) and "stimuli" in provenance["data_checksums"]
-    assert (reference.out / "records.parquet").exists() and (reference.out / "detail.nc").exists()
+    assert (reference.out / "records.parquet").exists()
+    import xarray as xr
+
+    with xr.open_dataset(reference.out / "detail.nc", engine="h5netcdf") as detail:
+        assert list(detail["model"].values) == MODELS and detail["layer"].shape == (2, 5, 6)  # model, fold, target
+        assert set(detail["layer"].sel(model="melspec").values.ravel()) <= set(provenance["models"]["melspec"]["layers"])
+        assert set(detail["layer"].sel(model="random-features").values.ravel()) == {"random"}
+        for row in (r for r in reference.records if r["model"] == "melspec" and r["metric"] == "regression"
+                    and r["target"] != "all"):
+            assert detail["score"].sel(model="melspec", target=row["target"]).item() == pytest.approx(row["score"])
 
 
 def test_interrupted_study_resumes_to_identical_records(reference, tmp_path):

@@ -186,7 +186,16 @@ def layer_profiles(results: Results) -> pd.DataFrame:
     order = _layer_orders(results)
     parts = [_profiles_from_records(results.records), *(_profiles_from_detail(d) for d in results.detail)]
     scored = pd.concat([p for p in parts if not p.empty] or [pd.DataFrame()], ignore_index=True)
-    chosen = _profiles_from_choices(results.records, order)
+    chosen = _choices_from_detail(results.detail)
+    from_records = _profiles_from_choices(results.records, order)
+    if not chosen.empty and not from_records.empty:  # the detail counts every fold: prefer it
+        have = set(zip(chosen["model"], chosen["dataset"]))
+        from_records = from_records[[(m, d) not in have for m, d in zip(from_records["model"], from_records["dataset"])]]
+    chosen = pd.concat([f for f in (chosen, from_records) if not f.empty] or [pd.DataFrame()], ignore_index=True)
+    if not chosen.empty:  # a single-layer model always "chooses" its layer: no profile
+        seen = chosen.groupby("model")["layer"].transform("nunique")
+        known = chosen["model"].map(lambda m: len(order.get(m, [])))
+        chosen = chosen[(known > 1) | ((known == 0) & (seen > 1))]
     frames = [f for f in (scored, chosen) if not f.empty]
     if not frames:
         return pd.DataFrame(columns=["model", "dataset", "panel", "layer", "depth", "score", "kind"])
@@ -251,6 +260,29 @@ def _profiles_from_choices(records: pd.DataFrame, orders: dict[str, list[str]]) 
     counts = rows.groupby(["model", "dataset", "panel", "layer"], sort=False).size().rename("n").reset_index()
     counts["score"] = counts["n"] / counts.groupby(["model", "dataset", "panel"])["n"].transform("sum")
     return counts.drop(columns="n").assign(kind="chosen")
+
+
+SELECTION = {"pepino2025": "nested-cv", "tuckute2023": "split-half"}
+
+
+def _choices_from_detail(details: list[Any]) -> pd.DataFrame:
+    """Share of (fold, target) pairs choosing each layer, from ``detail.nc`` string variables ``layer``."""
+    frames = []
+    for detail in details:
+        if detail is None or "layer" not in detail.data_vars or "model" not in detail["layer"].dims:
+            continue
+        array = detail["layer"]
+        panel = panel_label(detail.attrs.get("metric", "regression"),
+                            SELECTION.get(detail.attrs.get("protocol", ""), ""), detail.attrs.get("protocol"))
+        for model in array["model"].values:
+            values = np.asarray(array.sel(model=model).values).astype(str).ravel()
+            values = values[(values != "") & (values != "nan")]
+            if values.size == 0 or len(set(values)) == 0:
+                continue
+            names, counts = np.unique(values, return_counts=True)
+            frames.append(pd.DataFrame({"model": str(model), "dataset": detail.attrs.get("dataset", ""),
+                                        "panel": panel, "layer": names, "score": counts / counts.sum()}))
+    return pd.concat(frames, ignore_index=True).assign(kind="chosen") if frames else pd.DataFrame()
 
 
 def _layer_orders(results: Results) -> dict[str, list[str]]:

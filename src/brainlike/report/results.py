@@ -38,7 +38,7 @@ class Results:
     provenance : list of dict
         ``provenance.json`` of each folder (empty dict where missing).
     detail : list
-        ``detail.nc`` of each folder as an ``xarray.Dataset`` (None where missing).
+        Every ``detail*.nc`` of the folders as an ``xarray.Dataset`` (None for a folder without one).
     """
 
     folders: list[Path]
@@ -79,7 +79,7 @@ def load_results(*folders: str | Path) -> Results:
         records += brain
         downstream += tasks
         provenance.append(_read_json(path / "provenance.json"))
-        detail.append(_read_detail(path / "detail.nc"))
+        detail += [_read_detail(p) for p in sorted(path.glob("detail*.nc"))] or [None]
         for name in ("provenance.json", "downstream_provenance.json"):
             if (path / name).exists():
                 files.append((str(path / name), _read_json(path / name)))

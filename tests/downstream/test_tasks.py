@@ -95,3 +95,14 @@ def test_rendered_task_missing_says_how_to_build(tmp_path, monkeypatch):
     monkeypatch.setenv("BRAINLIKE_CACHE", str(tmp_path))
     with pytest.raises(DataError, match="brainlike tasks build"):
         load_task("nsynth-pitch")
+
+
+def test_tasks_list_command_reports_every_task(capsys):
+    import json
+
+    from brainlike.cli import main
+
+    assert main(["tasks", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["task"] for r in rows] == list(TASKS)
+    assert {r["source"] for r in rows} == {"data", "rendered"}

@@ -157,32 +157,33 @@ def transfer_function(spec: ModulationFilter) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Group:
-    """Filters sharing a spectral profile and direction (scale-major, rates ascending).
+class _ScaleBank:
+    """The filters of one spectral scale and their spectral convolutions (211 x 211 matrices).
 
-    ``kernels[0]`` is the spectral convolution (211 x 211, complex) applied at temporal frequencies 1..584 (quadrant
-    zeroing included); ``kernels[1]`` the one applied at temporal DC and Nyquist, where nothing is zeroed.
+    ``upward`` is the convolution applied at temporal frequencies 1..584 by direction -1 (quadrant zeroing included);
+    direction +1 uses its complex conjugate (the spectral profile is real and even). ``edge`` (real) is applied at
+    temporal DC and Nyquist, where nothing is zeroed. ``filters`` lists (filter index, rate index, direction).
     """
 
-    filters: tuple[int, ...]
-    rates: tuple[int, ...]  # indices into RATES
     scale: float
-    kernels: tuple[np.ndarray, np.ndarray]
+    filters: tuple[tuple[int, int, int], ...]
+    upward: np.ndarray
+    edge: np.ndarray
 
 
 @lru_cache(maxsize=1)
-def _groups() -> tuple[_Group, ...]:
-    by_key: dict[tuple[float, int], list[ModulationFilter]] = {}
-    for spec in filter_specs():
-        by_key.setdefault((spec.scale, spec.direction), []).append(spec)
-    groups = []
-    for (scale, direction), specs in by_key.items():
+def _scale_banks() -> tuple[_ScaleBank, ...]:
+    banks = []
+    for scale in SCALES:
         profile = spectral_transfer(scale)
-        keep = quadrant_keep(direction)[:, 1]  # the spectral bins kept at a positive temporal frequency
-        kernels = (_toeplitz(profile * keep), _toeplitz(profile.astype(np.complex128)))
-        groups.append(_Group(tuple(s.index for s in specs), tuple(RATES.index(s.rate) for s in specs), scale,
-                             kernels))
-    return tuple(groups)
+        keep = [quadrant_keep(d)[:, 1] for d in (-1, +1)]  # spectral bins kept at a positive temporal frequency
+        upward, downward = (_toeplitz(profile * k) for k in keep)
+        if not np.allclose(downward, np.conj(upward), rtol=0, atol=1e-15):
+            raise AssertionError("spectral kernels of the two directions are not conjugate")
+        edge = _toeplitz(profile.astype(np.complex128))
+        filters = tuple((s.index, RATES.index(s.rate), s.direction) for s in filter_specs() if s.scale == scale)
+        banks.append(_ScaleBank(scale, filters, upward, edge.real.copy()))
+    return tuple(banks)
 
 
 def _toeplitz(transfer: np.ndarray) -> np.ndarray:
@@ -204,11 +205,12 @@ def _torch_profiles(device: str = "cpu") -> tuple[Any, Any, Any]:
 
 
 @lru_cache(maxsize=4)
-def _torch_groups(device: str = "cpu") -> tuple[tuple[Any, ...], ...]:
+def _torch_banks(device: str = "cpu") -> tuple[tuple[Any, ...], ...]:
+    """Per scale: filters, stacked [Re K; Im K] (422 x 211) of the direction -1 kernel, the edge kernel."""
     import torch
 
-    return tuple((torch.tensor(g.filters), torch.tensor(g.rates), g.scale, torch.tensor(g.kernels[0], device=device),
-                  torch.tensor(g.kernels[1], device=device)) for g in _groups())
+    return tuple((b.scale, b.filters, torch.tensor(np.concatenate([b.upward.real, b.upward.imag]), device=device),
+                  torch.tensor(b.edge.astype(np.complex128), device=device)) for b in _scale_banks())
 
 
 def spectrotemporal_features(cochleagrams: Any, *, route: str = "factorised", chunk: int = 8) -> Any:
@@ -249,10 +251,11 @@ def _pool(filtered: Any) -> Any:
 
 
 def _factorised(c: Any) -> Any:
-    """Half-plane route with the spectral axis as a 211 x 211 convolution matrix shared by a group's rates.
+    """Half-plane route: the spectral axis as 211 x 211 convolution matrices shared by a scale's rates and directions.
 
-    Runs one clip and one (group, rate) at a time: the working set (211 x 586 complex) then stays in cache, which is
-    faster than batching on a CPU.
+    For a scale, ``K`` (direction -1) and ``conj(K)`` (direction +1) times the half-plane spectrum ``Q`` come from one
+    real product ``[Re K; Im K] @ [Re Q, Im Q]``. Runs one clip and one filter at a time: the working set
+    (211 x 586 complex) then stays in cache, which is faster than batching on a CPU.
     """
     import torch
 
@@ -263,18 +266,35 @@ def _factorised(c: Any) -> Any:
     out = c.new_empty(c.shape[0], N_FILTERS, N_CHANNELS)
     for i, clip in enumerate(c):
         spectrum = coch.fft("rfft", clip, n=N_TEMPORAL, dim=-1, workers=1)  # (211, 586): rows = channels
-        for filters, rates, scale, inner, edge in _torch_groups(str(c.device)):
+        stacked = torch.cat([spectrum.real, spectrum.imag], dim=1)  # (211, 1172)
+        for scale, filters, kernel, edge in _torch_banks(str(c.device)):
             n_rows = N_CHANNELS if scale else 1  # scale 0 keeps only spectral DC: every row is the same
-            rows = inner[:n_rows] @ spectrum
-            rows[:, edges] = edge[:n_rows] @ spectrum[:, edges]
-            for k, r in zip(filters.tolist(), rates.tolist()):
+            rows = _directional_rows(kernel, edge, spectrum, stacked, n_rows, edges)
+            for k, r, direction in filters:
                 if r == 0:  # rate 0 keeps only temporal DC: the output is constant in time
-                    level = rows[:, 0].real * (temporal[0, 0].real / N_TEMPORAL)
+                    level = rows[direction][:, 0].real * (temporal[0, 0].real / N_TEMPORAL)
                     out[i, k] = level.square().clamp_min(OUTPUT_FLOOR).expand(N_CHANNELS)
                 else:
-                    filtered = coch.fft("irfft", rows * temporal[r], n=N_TEMPORAL, dim=-1, workers=1)
+                    filtered = coch.fft("irfft", rows[direction] * temporal[r], n=N_TEMPORAL, dim=-1, workers=1)
                     out[i, k] = _pool(filtered).expand(N_CHANNELS)
     return out
+
+
+def _directional_rows(kernel: Any, edge: Any, spectrum: Any, stacked: Any, n_rows: int,
+                      edges: list[int]) -> dict[int, Any]:
+    """Spectrally filtered half-plane rows ``{direction: (n_rows, 586) complex}`` for both directions."""
+    import torch
+
+    m = kernel.shape[0] // 2
+    width = spectrum.shape[1]
+    product = torch.cat([kernel[:n_rows], kernel[m:m + n_rows]]) @ stacked  # [Re K; Im K] @ [Re Q, Im Q]
+    a, c = product[:n_rows, :width], product[:n_rows, width:]  # Re K Re Q, Re K Im Q
+    d, b = product[n_rows:, :width], product[n_rows:, width:]  # Im K Re Q, Im K Im Q
+    rows = {-1: torch.complex(a - b, c + d), +1: torch.complex(a + b, c - d)}  # K Q and conj(K) Q
+    at_edges = edge[:n_rows] @ spectrum[:, edges]
+    for value in rows.values():
+        value[:, edges] = at_edges
+    return rows
 
 
 def _per_filter(c: Any, route: str, chunk: int) -> Any:

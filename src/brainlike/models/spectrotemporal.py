@@ -16,9 +16,14 @@ Three numerically equivalent routes compute the filtering (all float64):
     so this is exact); the inverse runs axis by axis (spectral ``ifft``, crop to 211 rows, temporal ``irfft``),
     which equals ``irfft2`` followed by the crop. Less than half the work of ``fft2``.
 ``factorised`` (default)
-    the half plane, factorised: each transfer function is a spectral profile (with the direction's quadrant
-    zeroing) times a temporal profile, so the inverse transform along the spectral axis is done once per
-    (scale, direction) pair (13 of them) and cropped to 211 rows before the per-filter temporal ``irfft``.
+    the half plane, factorised: on the half plane each transfer function is a spectral profile (with the
+    direction's quadrant zeroing, which there depends only on the spectral sign) times a temporal profile. The
+    spectral step, "filter along the 422-point axis and keep rows 0..210", is a 211 x 211 convolution matrix applied
+    once per scale to the temporal rfft of the 211 rows (the two directions' matrices are complex conjugates, so
+    one real matrix product serves both); each filter then needs only its 211 temporal ``irfft``s. No zero rows are
+    ever transformed. About 1/10 of the CPU time of ``fft2``.
+
+On CPU the FFTs of the default route run through scipy's pocketfft (see :func:`brainlike.models.cochleagram.fft`).
 """
 
 from __future__ import annotations
@@ -139,7 +144,8 @@ def quadrant_keep(direction: int, n_spectral: int = N_SPECTRAL, n_temporal: int 
     """
     spectral_sign = _sign_without_nyquist(n_spectral)[:, None]
     temporal_sign = _sign_without_nyquist(n_temporal)[None, :]
-    drop = ((temporal_sign == -direction) & (spectral_sign == 1)) | ((temporal_sign == direction) & (spectral_sign == -1))
+    drop = (((temporal_sign == -direction) & (spectral_sign == 1))
+            | ((temporal_sign == direction) & (spectral_sign == -1)))
     return ~drop
 
 

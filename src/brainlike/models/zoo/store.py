@@ -233,6 +233,25 @@ ZOO: dict[str, ZooItem] = {item.name: item for item in (
 )}
 
 
+WEIGHTS_SHA256: dict[str, str] = {
+    "whisper-base": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+    "whisper-tiny.en": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    "yamnet": "cf149c90fc9b46c19569d7d6a841d7211ebfc45e6c927c3de0c9b080096bfb54",
+    "soundnet": "7bef691761d00a23b027751bb8e7bdadc603a03f3bbec5574e7cd54c98a850c5",
+    "aisfx": "499ea75909c932a2f94c35fa722fa4fabc5bcb7e84917209cc5f7402627b7eb5",
+    "crepe-full": "133225604dedd2e4005f8bbd1bd0a2ec073ba8b7a6cd31ff6d5edbbfa3539986",
+    "crepe-tiny": "d4993eea36ed1a0ad9ac549c740dae5265b049ce72004f00c2f59e01c0be8432",
+    "resemblyzer": "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+    "basic-pitch": "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec",
+    "pesto": "16c32e06ddd950e3e4866dfa3c7f8a87c4988f8adf43e57977b189f031f26f3e",
+    "fcpe": "b9aeaeb673436eeda50ceafd632aa681aa63417e52eae4207503d180c9b10015",
+    "silero-vad": "c59271c284ae9c8335d795d60e0bfdb71aaaceec578d9bd9ffc1b8153c319ea1",
+}
+"""sha256 of each zoo model's main weight file as :func:`install` produces it from the pinned distributions; both
+:func:`install` and :func:`weights_path` compare against it, so a weight file is opened only when it is the pinned one
+(even if the install manifest was rewritten)."""
+
+
 # ----------------------------------------------------------------------------------------------- look-ups
 
 
@@ -306,6 +325,9 @@ def weights_path(name: str, *, root: str | os.PathLike | None = None) -> Path:
     """
     path = files(name, root=root)[item(name).weights]
     recorded = (read_manifest(name, root=root) or {})["files"][item(name).weights]["sha256"]
+    if recorded != WEIGHTS_SHA256.get(name, recorded):
+        raise ChecksumError(f"{name}: the install manifest records sha256 {recorded}, not the pinned "
+                            f"{WEIGHTS_SHA256[name]}; reinstall with `brainlike zoo install {name} --force`")
     state = path.stat()
     key = (str(path), state.st_ino, state.st_size, state.st_mtime_ns)
     if _VERIFIED.get(key) != recorded:
@@ -400,7 +422,12 @@ def install(
         for fname in entry.installed_files():
             path = stage / "files" / fname
             recorded[fname] = {"sha256": sha256_file(path), "size": path.stat().st_size}
-            os.replace(path, folder / fname)
+        digest = recorded[entry.weights]["sha256"]
+        if digest != WEIGHTS_SHA256.get(name, digest):
+            raise ChecksumError(f"{name}: extracted {entry.weights} has sha256 {digest}, not the pinned "
+                                f"{WEIGHTS_SHA256[name]}; nothing was installed")
+        for fname in entry.installed_files():
+            os.replace(stage / "files" / fname, folder / fname)
     manifest = {"format": MANIFEST_FORMAT, "name": name, "weights": entry.weights, "distributions": records,
                 "files": recorded, "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode())

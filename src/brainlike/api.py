@@ -28,7 +28,8 @@ def extract(model: str, stimuli: str | StimulusSet = "natsound165", cache: bool 
 
 def score(models: list[str] | str, dataset: str = "nh2015-components", metric: str = "all",
           protocol: str = "pepino2025", out: str | Path | None = None, device: str = "cpu",
-          backend: str | None = None, cache: bool = True, progress: bool = True) -> list[dict]:
+          backend: str | None = None, cache: bool = True, progress: bool = True, bootstrap: int = 0,
+          permutations: int = 0) -> list[dict]:
     """Score models against a neural dataset; return result records (contracts.md section 1).
 
     Parameters
@@ -43,6 +44,9 @@ def score(models: list[str] | str, dataset: str = "nh2015-components", metric: s
         Results folder to write (records.jsonl, records.csv, detail.nc, provenance.json).
     device : {"cpu", "cuda"}
         Where the ridge engine runs.
+    bootstrap, permutations : int
+        Bootstrap resamples (CIs over stimuli and subjects) and label permutations (null, p-value) for the
+        overall regression record (pepino2025).
     """
     models = [models] if isinstance(models, str) else list(models)
     metrics = list(METRICS) if metric == "all" else [metric]
@@ -62,7 +66,8 @@ def score(models: list[str] | str, dataset: str = "nh2015-components", metric: s
         activations = extract_activations(model, stimuli, cache=cache, progress_bar=progress)
         model_info[model.name] = activations.info
         if "regression" in metrics:
-            rows, detail = regression(activations, neural, stimuli.folds, protocol, device, backend, SEED)
+            rows, detail = regression(activations, neural, stimuli.folds, protocol, device, backend, SEED,
+                                      bootstrap=bootstrap, permutations=permutations)
             records += rows
             details.append(detail.expand_dims(model=[model.name]))
         if "rsa" in metrics:
@@ -71,6 +76,7 @@ def score(models: list[str] | str, dataset: str = "nh2015-components", metric: s
         provenance = {
             "started": started, "protocol": protocol, "metrics": metrics, "dataset": neural.name, "seed": SEED,
             "protocol_parameters": protocol_parameters(protocol), "device": device,
+            "bootstrap": bootstrap, "permutations": permutations,
             "data_checksums": {"stimuli": stimuli.checksum, **neural.checksums},
             "models": model_info,
         }

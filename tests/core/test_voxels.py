@@ -103,3 +103,25 @@ def test_statistics_against_scipy_and_known_nulls():
     score = lambda order: np.corrcoef(x, y[order])[0, 1]
     null = permutation_null(score, 100, score(np.arange(100)), n_perm=200)
     assert null["p"] < 0.01 and abs(null["null_mean"]) < 0.05
+
+
+def test_simulated_voxels_records_subjects_rois_ceilings_and_uncertainty(tmp_path, data_root):
+    from brainlike.api import score
+    from brainlike.data.simulate import write_simulation
+
+    path = write_simulation(tmp_path / "sim.nc", n_voxels=240, n_subjects=4, reliability=0.6, seed=1)
+    records = score("melspec", str(path), metric="all", progress=False, bootstrap=100, permutations=2)
+    regression = [r for r in records if r["metric"] == "regression"]
+    overall = next(r for r in regression if r["target"] == "all" and "subject" not in r and "roi" not in r)
+    subjects = [r for r in regression if r.get("subject")]
+    assert len(subjects) == 4 and overall["sem"] is not None
+    assert overall["score"] == pytest.approx(np.mean([r["score"] for r in subjects]))
+    assert overall["ci_low"] <= overall["score"] <= overall["ci_high"]
+    assert overall["ci_subjects_low"] <= overall["score"] <= overall["ci_subjects_high"]
+    assert overall["null_mean"] < overall["score"]
+    rsa_rows = [r for r in records if r["metric"] == "rsa" and "subject" not in r and "roi" not in r]
+    assert {r["selection"] for r in rsa_rows} == {"layer-max", "cv"}
+    for r in rsa_rows:
+        assert 0 < r["ceiling"] <= 1 and r["score_over_ceiling"] == pytest.approx(r["score"] / r["ceiling"])
+    assert {r["roi"] for r in records if r.get("roi")} <= {"lowfreq", "highfreq", "envsounds", "pitch", "speech",
+                                                         "music"}

@@ -21,6 +21,7 @@ from brainlike.errors import ProtocolError
 
 ALPHAS = np.array([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0])
 ALPHA_LIMITS = (1e-49, 1e50)
+FLOAT32_SAFE_ALPHA = 1e30
 
 
 @dataclass
@@ -125,12 +126,40 @@ class _InnerSearch:
 
     def scores(self, y, layer: int, alphas: np.ndarray):
         """max(r, 0)^2 of pooled inner predictions, (n_alpha, t) backend array, for one layer."""
-        pooled = [predict_alphas(self.spectra[layer][s], y[tr], alphas, self.backend)
+        scale = self.common_scale(layer, alphas)
+        pooled = [predict_alphas(self.spectra[layer][s], y[tr], alphas, self.backend, scale)
                   for s, (tr, _) in enumerate(self.splits)]
         preds = self.backend.torch.cat(pooled, 1) if self.backend.name == "torch" else np.concatenate(pooled, 1)
         truth = y[self.order]
         r = [self.backend.column_pearson(preds[a], truth) for a in range(len(alphas))]
         r = self.backend.torch.stack(r) if self.backend.name == "torch" else np.stack(r)
+        return (r * (r > 0)) ** 2
+
+    def common_scale(self, layer: int, alphas: np.ndarray) -> np.ndarray:
+        """Per-alpha scale for float32 backends: for alphas above 1e30, whose shrinkage factors 1 / (s + alpha)
+        would underflow float32, 1 / (largest factor over the pooled folds); else 1 (unscaled arithmetic agrees best
+        with the float64 reference). Every pooled fold's predictions change by the same constant, so correlations
+        do not change."""
+        alphas = np.asarray(alphas, dtype=np.float64)
+        if self.backend.name == "numpy":  # float64 reference: unscaled, the same arithmetic as scikit-learn
+            return np.ones_like(alphas)
+        smallest = min(sp.values.min() for sp in self.spectra[layer])
+        return np.where(alphas > FLOAT32_SAFE_ALPHA, smallest + alphas, 1.0)
+
+    def scores_per_target(self, y, layer: int, alpha_per_target: np.ndarray):
+        """max(r, 0)^2 of pooled inner predictions, (t,), with one alpha per target (one matmul per split)."""
+        b = self.backend
+        scale = self.common_scale(layer, alpha_per_target)
+        pooled = []
+        for s, (tr, _) in enumerate(self.splits):
+            spectrum = self.spectra[layer][s]
+            y_tr = y[tr]
+            mean = y_tr.mean(0)
+            projected = b.asarray(spectrum.vectors.T) @ (y_tr - mean)  # (r, t)
+            factors = scale[None, :] / (spectrum.values[:, None] + alpha_per_target[None, :])  # float64 (r, t)
+            pooled.append(b.asarray(spectrum.test_proj) @ (b.asarray(factors) * projected) + mean)
+        preds = b.torch.cat(pooled, 0) if b.name == "torch" else np.concatenate(pooled, 0)
+        r = b.column_pearson(preds, y[self.order])
         return (r * (r > 0)) ** 2
 
     def search(self, y_train: np.ndarray, alphas: np.ndarray, limits: tuple[float, float]):
@@ -154,11 +183,11 @@ class _InnerSearch:
             low = np.where(active & at_low, new_alpha, low)
             high = np.where(active & ~at_low & at_high, new_alpha, high)
             idx = np.flatnonzero(active)
-            for layer, value in {(int(best_layer[i]), float(new_alpha[i])) for i in idx}:
-                cols = idx[(best_layer[idx] == layer) & (new_alpha[idx] == value)]
-                score = self.backend.to_numpy(self.scores(y[:, cols], layer, np.array([value])))[0]
+            for layer in np.unique(best_layer[idx]):
+                cols = idx[best_layer[idx] == layer]
+                score = self.backend.to_numpy(self.scores_per_target(y[:, cols], int(layer), new_alpha[cols]))
                 score = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=0.0)
                 better = score > best_score[cols]
                 best_score[cols[better]] = score[better]
-                best_alpha[cols[better]] = value
+                best_alpha[cols[better]] = new_alpha[cols[better]]
         return best_layer, best_alpha

@@ -94,8 +94,13 @@ def shrinkage(values: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     return 1.0 / (values[None, :] + np.asarray(alphas, dtype=np.float64)[:, None])
 
 
-def predict_alphas(spectrum: Spectrum, y_train, alphas: np.ndarray, backend):
+def predict_alphas(spectrum: Spectrum, y_train, alphas: np.ndarray, backend, scale: np.ndarray | None = None):
     """Ridge predictions on the test rows for every alpha.
+
+    With ``scale`` (one positive number per alpha) the shrinkage factors are multiplied by it in float64 before
+    use: the predictions' deviations from the training mean then change by that constant per alpha, which leaves
+    correlations unchanged (when the same scale is used for every pooled fold) and keeps alphas up to 1e50 in
+    float32 range.
 
     Parameters
     ----------
@@ -110,7 +115,10 @@ def predict_alphas(spectrum: Spectrum, y_train, alphas: np.ndarray, backend):
     """
     mean = y_train.mean(0)
     projected = backend.asarray(spectrum.vectors.T) @ (y_train - mean)  # (r, t)
-    weights = spectrum.test_proj[None, :, :] * shrinkage(spectrum.values, alphas)[:, None, :]  # (a, n_test, r)
+    factors = shrinkage(spectrum.values, alphas)
+    if scale is not None:
+        factors = factors * np.asarray(scale, dtype=np.float64)[:, None]
+    weights = spectrum.test_proj[None, :, :] * factors[:, None, :]  # (a, n_test, r)
     n_alpha, n_test, rank = weights.shape
     preds = backend.asarray(weights.reshape(n_alpha * n_test, rank)) @ projected
     return preds.reshape(n_alpha, n_test, -1) + mean

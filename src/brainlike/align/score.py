@@ -29,19 +29,68 @@ def check_inputs(activations: Activations, dataset: NeuralDataset) -> None:
 
 
 def regression(activations: Activations, dataset: NeuralDataset, folds: np.ndarray, protocol: str = "pepino2025",
-               device: str = "cpu", backend: str | None = None, seed: int = 0) -> tuple[list[dict], xr.Dataset]:
-    """Voxel/component-wise regression records and per-target detail."""
+               device: str = "cpu", backend: str | None = None, seed: int = 0, bootstrap: int = 0,
+               permutations: int = 0) -> tuple[list[dict], xr.Dataset]:
+    """Voxel/component-wise regression records and per-target detail.
+
+    With ``bootstrap`` > 0 (pepino2025) the overall record gains a percentile CI over stimuli (resampling the pooled
+    out-of-fold predictions) and, for several subjects, over subjects; with ``permutations`` > 0 the whole protocol
+    is rerun on responses with shuffled stimulus labels, giving a null distribution and a one-sided p-value.
+    """
     check_inputs(activations, dataset)
     grams = [gram_matrix(activations.arrays[layer]) for layer in activations.layers]
     engine = get_backend(device, backend)
     if protocol == "pepino2025":
-        result = run_pepino2025(grams, dataset.mean_responses(), folds, engine)
-        return _pepino_records(activations, dataset, result), _pepino_detail(activations, dataset, result)
+        responses = dataset.mean_responses()
+        result = run_pepino2025(grams, responses, folds, engine)
+        records = _pepino_records(activations, dataset, result)
+        overall = next(r for r in records if r["target"] == "all" and "subject" not in r and "roi" not in r)
+        if bootstrap:
+            overall.update(_bootstrap(result, responses, agg.subject_labels(dataset), bootstrap, seed))
+        if permutations:
+            overall.update(_permutation(grams, responses, folds, engine, agg.subject_labels(dataset),
+                                        overall["score"], permutations, seed))
+        return records, _pepino_detail(activations, dataset, result)
     if protocol == "tuckute2023":
         from brainlike.align.tuckute2023 import tuckute_records
 
         return tuckute_records(activations, dataset, grams, engine, seed=seed)
     raise ProtocolError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+
+
+def _bootstrap(result: RegressionResult, responses: np.ndarray, subjects: np.ndarray, n_boot: int,
+               seed: int) -> dict:
+    from brainlike.align.stats import bootstrap_ci, bootstrap_stimuli
+
+    def aggregate(idx: np.ndarray) -> float:
+        r = np.nan_to_num(agg_columns_r(result.predictions[idx], responses[idx]))
+        return agg.median_then_mean(np.maximum(r, 0) ** 2, subjects)[0]
+
+    low, high = bootstrap_stimuli(aggregate, len(responses), n_boot=n_boot, seed=seed)
+    out = {"ci_low": low, "ci_high": high, "ci": f"95% percentile bootstrap over stimuli ({n_boot})"}
+    per_subject = agg.median_then_mean(result.scores, subjects)[2]
+    if len(per_subject) > 1:
+        out["ci_subjects_low"], out["ci_subjects_high"] = bootstrap_ci(np.array(list(per_subject.values())),
+                                                                       n_boot=n_boot, seed=seed)
+    return out
+
+
+def agg_columns_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r between matching columns (0 for constant columns)."""
+    from brainlike.align.backend import NumpyBackend
+
+    return NumpyBackend().column_pearson(a, b)
+
+
+def _permutation(grams, responses, folds, engine, subjects, observed: float, n_perm: int, seed: int) -> dict:
+    from brainlike.align.stats import permutation_null
+
+    def shuffled_score(order: np.ndarray) -> float:
+        return agg.median_then_mean(run_pepino2025(grams, responses[order], folds, engine).scores, subjects)[0]
+
+    null = permutation_null(shuffled_score, len(responses), observed, n_perm=n_perm, seed=seed)
+    return {"p_permutation": null["p"], "null_mean": null["null_mean"], "null_95": null["null_95"],
+            "n_permutations": n_perm}
 
 
 def _pepino_records(activations: Activations, dataset: NeuralDataset, result: RegressionResult) -> list[dict]:

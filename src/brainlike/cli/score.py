@@ -18,7 +18,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print only a JSON list of records on stdout")
     p.add_argument("--out", default=None, help="write a results folder here")
     p.add_argument("--no-cache", action="store_true", help="recompute activations, do not write the cache")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="bootstrap CIs (over stimuli and subjects) for the overall regression score")
+    p.add_argument("--permutations", type=int, default=0, metavar="N",
+                   help="permutation null (shuffled stimulus labels) for the overall regression score")
     p.set_defaults(handler=_score)
+
+    p = subparsers.add_parser("compare", help="paired Wilcoxon test across subjects between two models")
+    p.add_argument("results", help="results folder or records.jsonl with per-subject records")
+    p.add_argument("model_a")
+    p.add_argument("model_b")
+    p.add_argument("--metric", default="regression", choices=["regression", "rsa"])
+    p.add_argument("--selection", default=None, help="layer selection (default: the metric's main one)")
+    p.set_defaults(handler=_compare)
 
     p = subparsers.add_parser("extract", help="extract and cache a model's activations for a stimulus set")
     p.add_argument("models", nargs="+", metavar="MODEL")
@@ -43,7 +55,8 @@ def _score(args: argparse.Namespace) -> int:
     from brainlike.api import score
 
     records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
-                    device=args.device, backend=args.backend, cache=not args.no_cache, progress=progress.enabled())
+                    device=args.device, backend=args.backend, cache=not args.no_cache, progress=progress.enabled(),
+                    bootstrap=args.bootstrap, permutations=args.permutations)
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -53,6 +66,26 @@ def _score(args: argparse.Namespace) -> int:
         print_records(records)
         if args.out:
             print(f"results written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from brainlike.align.stats import paired_wilcoxon
+    from brainlike.errors import BrainlikeError
+    from brainlike.results import read_records
+
+    records = read_records(args.results)
+    selection = args.selection or {"regression": None, "rsa": "layer-max"}[args.metric]
+
+    def per_subject(model: str) -> dict[str, float]:
+        rows = [r for r in records if r["model"] == model and r["metric"] == args.metric and r.get("subject")
+                and r.get("roi") is None and (selection is None or r["selection"] == selection)]
+        if not rows:
+            raise BrainlikeError(f"no per-subject {args.metric} records for model {model!r} in {args.results}")
+        return {r["subject"]: r["score"] for r in rows}
+
+    result = paired_wilcoxon(per_subject(args.model_a), per_subject(args.model_b))
+    print(json.dumps({"model_a": args.model_a, "model_b": args.model_b, "metric": args.metric, **result}))
     return 0
 
 

@@ -639,28 +639,55 @@ def scan(root: Path = SRC) -> list[dict]:
     return findings
 
 
+@pytest.fixture(scope="module")
+def src_findings() -> list[dict]:
+    """The scan of src/brainlike, done once for the tests below."""
+    return scan()
+
+
 def _allowed(finding: dict) -> Allowed | None:
     return next((a for a in ALLOWED if (a.file, a.function) == (finding["file"], finding["function"])
                  and a.finding in finding["finding"]), None)
 
 
-def test_static_scan_finds_no_unreviewed_unsafe_load():
+def review(findings: list[dict]) -> list[str]:
+    """Findings that are not allow-listed, or whose allow-list guard is no longer called before them."""
     problems = []
-    for finding in scan():
+    for finding in findings:
         entry = _allowed(finding)
         where = f"src/brainlike/{finding['file']}:{finding['line']} ({finding['function']}): {finding['finding']}"
         if entry is None:
             problems.append(f"{where} is not in the reviewed allow-list")
         elif entry.guard is not None and entry.guard not in finding["before"]:
             problems.append(f"{where} is no longer preceded by {entry.guard}() in the same function")
+    return problems
+
+
+def test_static_scan_finds_no_unreviewed_unsafe_load(src_findings):
+    problems = review(src_findings)
     assert not problems, "\n".join(problems)
 
 
-def test_allow_list_has_no_stale_entries_and_gives_reasons():
-    findings = scan()
+def test_scan_notices_a_removed_pin_check(tmp_path):
+    """Mutation check: soundnet's loader without its verify_file() call, or with weights_only dropped elsewhere, is
+    reported."""
+    copy = tmp_path / "models" / "zoo" / "soundnet.py"
+    copy.parent.mkdir(parents=True)
+    text = (SRC / "models" / "zoo" / "soundnet.py").read_text()
+    assert text.count("verify_file(path, SOUND8_SHA256)") == 1
+    copy.write_text(text.replace("verify_file(path, SOUND8_SHA256)", "pass"))
+    crepe = (SRC / "models" / "zoo" / "crepe.py").read_text()
+    assert "weights_only=True" in crepe
+    (copy.parent / "crepe.py").write_text(crepe.replace("weights_only=True", "weights_only=False"))
+    problems = review(scan(tmp_path))
+    assert len(problems) == 2
+    assert "no longer preceded by verify_file()" in problems[1] and "crepe.py" in problems[0]
+
+
+def test_allow_list_has_no_stale_entries_and_gives_reasons(src_findings):
     for entry in ALLOWED:
         assert len(entry.reason) > 40
-        assert any(_allowed(f) is entry for f in findings), f"allow-list entry no longer used: {entry}"
+        assert any(_allowed(f) is entry for f in src_findings), f"allow-list entry no longer used: {entry}"
 
 
 def test_scanner_catches_what_it_should(tmp_path):

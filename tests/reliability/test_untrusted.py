@@ -8,8 +8,10 @@
   rejected by every extraction helper, with nothing written inside or outside the destination; downloads whose
   sha256 differs from the expected one are discarded before use;
 * (d) a static scan of ``src/brainlike`` (``ast``) fails on any ``torch.load`` without ``weights_only=True``, any
-  pickle / ``read_pickle`` / ``allow_pickle=True`` / ``joblib`` / unsafe ``yaml`` / TorchScript load, any
-  ``extractall`` / ``unpack_archive``, unless the call site is in :data:`ALLOWED` with its reason.
+  pickle / ``read_pickle`` / ``allow_pickle=True`` / ``joblib`` / unsafe ``yaml`` / TorchScript load, any widening of
+  ``weights_only`` (``safe_globals``), any ``extractall`` / ``unpack_archive``, ``eval`` / ``exec`` /
+  ``exec_module`` or ``trust_remote_code``, unless the call site is in :data:`ALLOWED` with its reason (and, for
+  pinned files, the sha256 check is still called before it in the same function).
 
 Every payload is checked to be live first (unpickled unsafely, it does create the marker), so a refusal means
 something.
@@ -594,6 +596,8 @@ def classify(call: ast.Call) -> str | None:
         return f"{last} (no traversal/link checks)"
     if name in {"eval", "exec"} or last == "exec_module":
         return f"{last} (runs code)"
+    if _keyword(call, "trust_remote_code") is not None and not _is_const(_keyword(call, "trust_remote_code"), False):
+        return "trust_remote_code (runs code from the hub)"
     return None
 
 
@@ -712,6 +716,7 @@ def bad(p):
     eval("1")
     exec("x = 1")
     spec.loader.exec_module(module)
+    AutoModel.from_pretrained(p, trust_remote_code=True)
 def good(p):
     torch.load(p, map_location="cpu", weights_only=True)
     np.load(p)
@@ -722,8 +727,9 @@ def good(p):
     pickle.dumps(p)
     model.eval()
     re.compile("x")
+    AutoModel.from_pretrained(p, trust_remote_code=False)
 ''')
     findings = scan(tmp_path)
     assert {f["function"] for f in findings} == {"<module>", "bad"}
-    assert sum(f["function"] == "bad" for f in findings) == 16
+    assert sum(f["function"] == "bad" for f in findings) == 17
     assert [f["finding"] for f in findings if f["function"] == "<module>"] == ["from pickle import loads"]

@@ -207,6 +207,24 @@ def test_publisher_hash_in_name_is_checked_before_reading(tmp_path, marker):
         load_model(f"vggish:{path}")
 
 
+def _cli(args: list[str], **env: str):
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "brainlike", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+
+
+def test_cli_refuses_with_one_line_and_exit_2(tmp_path, marker):
+    """End to end: ``brainlike validate-model`` on a malicious checkpoint and on a forged zoo install."""
+    result = _cli(["validate-model", f"vggish:{write_payload(tmp_path / 'evil.pt', marker)}"])
+    assert result.returncode == 2 and result.stderr.startswith("brainlike: error: cannot read checkpoint evil.pt")
+    assert len(result.stderr.strip().splitlines()) == 1
+    _fake_install(tmp_path / "zoo", "crepe-tiny", marker, forge_manifest=True)
+    result = _cli(["validate-model", "crepe-tiny"], BRAINLIKE_ZOO=str(tmp_path / "zoo"))
+    assert result.returncode == 2 and "not the pinned" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 # ------------------------------------------------------------------------------------------ (b) zoo weights
 
 

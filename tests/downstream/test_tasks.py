@@ -106,3 +106,12 @@ def test_tasks_list_command_reports_every_task(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["task"] for r in rows] == list(TASKS)
     assert {r["source"] for r in rows} == {"data", "rendered"}
+
+
+def test_task_audio_files_lists_the_data_sets(data_root):
+    from brainlike.downstream.tasks import task_audio_files
+
+    files = task_audio_files()
+    assert sum(f.parent.parent.name == "esc10" for f in files) == 400
+    assert sum(f.parent.parent.name == "fsdd" for f in files) == 3000  # listed once although two tasks use it
+    assert all(f.is_file() for f in files[:20])

@@ -315,3 +315,27 @@ def list_tasks() -> list[dict]:
         rows.append({"task": info.name, "audio_set": info.audio_set, "source": info.source, "metric": info.metric,
                      "available": present, "description": info.description})
     return rows
+
+
+def task_audio_files() -> list[Path]:
+    """Every task clip present here (data sets and rendered sets), e.g. for the pretraining corpus leakage check."""
+    files: list[Path] = []
+    for audio_set in dict.fromkeys(info.audio_set for info in TASKS.values()):
+        info = next(i for i in TASKS.values() if i.audio_set == audio_set)
+        sums = set_root(info) / "SHA256SUMS"
+        if sums.is_file():
+            files += [set_root(info) / rel for rel in read_sha256sums(sums)]
+    return files
+
+
+def rendered_sources() -> list[str]:
+    """Score files (paths relative to the music21 corpus folder) that the rendered music-style set was made from;
+    a pretraining corpus that renders music21 scores must leave these out."""
+    manifest = cache_root() / "tasks" / "music-style" / "manifest.json"
+    if not manifest.is_file():
+        from brainlike.downstream.render import music_sources, MUSIC_PIECES_PER_CLASS
+
+        # not rendered here: name the first 2 x the cap candidates of each corpus in build order, a superset of the
+        # pieces a build takes unless more than half of them fail to parse (none did with music21 10.5)
+        return sorted(rel for rels in music_sources().values() for rel in rels[: 2 * MUSIC_PIECES_PER_CLASS])
+    return list(json.loads(manifest.read_text())["sources"])

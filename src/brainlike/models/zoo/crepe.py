@@ -142,6 +142,7 @@ class CrepeModel(TorchAudioModel):
         if capacity not in CAPACITY:
             raise ValueError(f"unknown CREPE capacity {capacity!r}")
         self.capacity = capacity
+        self.name = f"crepe-{capacity}" + ("@random" if weights is None else "")
         self.hop_ms = float(hop_ms if hop_ms is not None else DEFAULT_HOP_MS[capacity])
         self.hop = int(round(self.hop_ms * SAMPLE_RATE / 1000))
         self.preprocessing = {"hop_ms": self.hop_ms, "frame": FRAME, "padding": "centre-zero"}

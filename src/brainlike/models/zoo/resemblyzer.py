@@ -150,6 +150,7 @@ class ResemblyzerModel(TorchAudioModel):
     batch_size = 8
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
+        self.name = NAME + ("@random" if weights is None else "")
         seed_everything_for_init(RANDOM_SEED)
         self.module = _build_network()
         if weights is None:

@@ -135,6 +135,7 @@ class SoundNetModel(TorchAudioModel):
     batch_size = 8
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
+        self.name = NAME + ("@random" if weights is None else "")
         if weights is None:
             seed_everything_for_init(RANDOM_SEED)
             self.module = _build_network()

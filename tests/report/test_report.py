@@ -173,3 +173,24 @@ def test_report_in_headless_chromium(results_dir, tmp_path):
         assert figure["width"] > 100 and figure["height"] > 100, figure
         assert figure["display"] != "none" and figure["visibility"] == "visible", figure
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+def test_checkpoint_curves_per_layer_from_layer_scores(tmp_path):
+    """Checkpoints named .../step_N: one curve for the layer-max score and one per layer of ``layer_scores``."""
+    from brainlike.report.figures import checkpoint_figures
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    rho = {0: {"block2": 0.20, "block4": 0.21}, 1000: {"block2": 0.30, "block4": 0.42}, 5000: {"block2": 0.33, "block4": 0.50}}
+    rows = [{"model": f"mae:runs/tiny/checkpoints/step_{step}", "dataset": "nh2015-components", "metric": "rsa",
+             "protocol": "pepino2025", "selection": "layer-max", "target": "all", "score": max(layers.values()),
+             "sem": None, "layer": max(layers, key=layers.get), "layer_scores": layers} for step, layers in rho.items()]
+    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (figure,) = checkpoint_figures(load_results(folder))
+    axes = [ax for ax in figure.figure.axes if ax.get_lines()]
+    curves = {ax.get_title(): {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+                               for line in ax.get_lines()} for ax in axes}
+    family = "mae:runs/tiny/checkpoints/step*"
+    assert curves["rsa / layer-max"] == {family: ([0, 1000, 5000], [0.21, 0.42, 0.50])}
+    assert curves["rsa / per layer"] == {f"{family} block2": ([0, 1000, 5000], [0.20, 0.30, 0.33]),
+                                         f"{family} block4": ([0, 1000, 5000], [0.21, 0.42, 0.50])}

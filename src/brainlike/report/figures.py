@@ -476,7 +476,8 @@ def checkpoint_figures(results: Results) -> list[ReportFigure]:
     records = results.records
     if records.empty or "step" not in records or records["step"].isna().all():
         return []
-    rows = records[records["step"].notna() & (records["target"] == "all")].copy()
+    rows = records[records["step"].notna() & (records["target"] == "all")]
+    rows = pd.concat([rows, _explode_layer_scores(rows)], ignore_index=True)
     rows["series"] = [_series(m, s, layer) for m, s, layer in rows[["model", "selection", "layer"]].itertuples(index=False)]
     if "roi" in rows:
         rows["series"] = [s if pd.isna(r) else f"{s} {r}" for s, r in zip(rows["series"], rows["roi"])]
@@ -498,6 +499,16 @@ def checkpoint_figures(results: Results) -> list[ReportFigure]:
                                     f"Alignment on {dataset} against pretraining step, one line per model "
                                     "(and per layer where the records are per layer).", figure))
     return figures
+
+
+def _explode_layer_scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """One fixed-layer row per entry of each record's ``layer_scores`` (``{layer: score}``)."""
+    if "layer_scores" not in rows:
+        return pd.DataFrame()
+    out = [{**row, "selection": "layer", "layer": layer, "score": float(value), "layer_scores": None}
+           for row in rows.to_dict("records") if isinstance(row.get("layer_scores"), dict)
+           for layer, value in row["layer_scores"].items()]
+    return pd.DataFrame(out)
 
 
 def _series(model: str, selection: str, layer: Any) -> str:

@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
+from brainlike import __version__
 from brainlike import progress as bars
 from brainlike.errors import BrainlikeError
 
@@ -103,8 +104,11 @@ class Unit:
 
     @property
     def key(self) -> str:
-        """Stable 16-hex-digit key over the unit's description and :data:`UNIT_FORMAT`."""
-        payload = json.dumps({"format": UNIT_FORMAT, **self.to_dict()}, sort_keys=True)
+        """Stable 16-hex-digit key over the unit's description, :data:`UNIT_FORMAT` and the brainlike version.
+
+        Code changes within one version are not seen: recompute with ``force=True`` (``--force``) after them.
+        """
+        payload = json.dumps({"format": UNIT_FORMAT, "brainlike": __version__, **self.to_dict()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @property

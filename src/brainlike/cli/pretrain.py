@@ -151,6 +151,7 @@ def _register_experiment(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", default="mixture", help="corpus for checkpoints / architecture (default mixture)")
     p.add_argument("--run", help="checkpoints / finetune: an existing training folder instead of training one")
     p.add_argument("--task", default="esc10", help="downstream task: diversity's probe and finetune's task (esc10)")
+    p.add_argument("--seed", type=int, help="training seed of the models it trains (default: the preset's, 0)")
     p.add_argument("--epochs", type=int, default=10, help="finetune: epochs of the probe and of fine-tuning")
     p.add_argument("--dataset", default="nh2015-components", help="neural dataset to score on")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -167,6 +168,6 @@ def _experiment(args: argparse.Namespace) -> int:
     table_path = experiments.run(args.kind, out=args.out, config=args.config, steps=args.steps, corpora=args.corpora,
                                  corpus=args.corpus, run_dir=args.run, task=args.task, dataset=args.dataset,
                                  batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
-                                 epochs=args.epochs)
+                                 epochs=args.epochs, seed=args.seed)
     print(table_path.read_text() if table_path.suffix == ".md" else table_path, file=sys.stdout)
     return 0

@@ -32,7 +32,7 @@ DIVERSITY_CORPORA = ("speech", "music", "environmental", "mixture")
 def run(kind: str, *, out: str | Path, config: str = "tiny", steps: int | None = None,
         corpora: Sequence[str] | None = None, corpus: str = "mixture", run_dir: str | None = None,
         task: str | None = "esc10", dataset: str = "nh2015-components", batch_size: int | None = None,
-        checkpoint_every: int | None = None, epochs: int = 10) -> Path:
+        checkpoint_every: int | None = None, epochs: int = 10, seed: int | None = None) -> Path:
     """Run one experiment; returns the path of its markdown table.
 
     ``config``, ``steps``, ``batch_size`` and ``checkpoint_every`` set how the models it trains are trained
@@ -40,7 +40,7 @@ def run(kind: str, *, out: str | Path, config: str = "tiny", steps: int | None =
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    training = {"steps": steps, "batch_size": batch_size, "checkpoint_every": checkpoint_every}
+    training = {"steps": steps, "batch_size": batch_size, "checkpoint_every": checkpoint_every, "seed": seed}
     if kind == "diversity":
         table = diversity(out, corpora or DIVERSITY_CORPORA, config, training, dataset, task)
     elif kind == "checkpoints":

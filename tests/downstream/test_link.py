@@ -46,7 +46,8 @@ def _results(tmp_path):
     rows = [{"model": m, "dataset": "nh2015-components", "metric": "regression", "protocol": "pepino2025",
              "selection": "nested-cv", "target": "all", "score": s, "sem": None, "layer": "x"}
             for m, s in BRAIN.items()]
-    rows += [{**rows[0], "target": "speech", "score": 0.9}]  # per-target rows are not brain scores of the link
+    rows += [{**r, "target": "speech", "score": 1 - r["score"]} for r in rows]  # a per-target brain score
+    rows += [{**rows[0], "subject": "s1", "score": 0.9}]  # single-subject rows are left out
     (brain / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     down = tmp_path / "down"
     down.mkdir()
@@ -60,7 +61,10 @@ def _results(tmp_path):
 
 def test_link_correlates_each_brain_score_with_global_and_every_task(tmp_path):
     rows = L.link(L.read_inputs(_results(tmp_path)), n_bootstrap=300)
-    assert [r["downstream"] for r in rows] == ["global", "t1", "t2"]
+    assert [(r["brain_target"], r["downstream"]) for r in rows] == [("all", "global"), ("all", "t1"), ("all", "t2"),
+                                                                    ("speech", "global"), ("speech", "t1"),
+                                                                    ("speech", "t2")]
+    assert rows[3]["pearson_r"] == pytest.approx(-rows[0]["pearson_r"])
     x = np.array([BRAIN[m] for m in MODELS])
     t1, t2 = (np.array([TASKS[t][m] for m in MODELS]) for t in ("t1", "t2"))
     glob = ((t1 - t1.mean()) / t1.std() + (t2 - t2.mean()) / t2.std()) / 2
@@ -70,7 +74,7 @@ def test_link_correlates_each_brain_score_with_global_and_every_task(tmp_path):
     assert rows[0]["models"] == MODELS and rows[0]["brain_metric"] == "regression"
     table = L.table1(rows)
     assert table.splitlines()[0] == "| brain score | global | t1 | t2 |"
-    assert f"{rows[1]['pearson_r']:.2f}" in table
+    assert f"{rows[1]['pearson_r']:.2f}" in table and "[speech]" in table.splitlines()[3]
 
 
 def test_link_command_writes_table_rows_and_a_plot_per_pair(tmp_path, capsys):
@@ -80,10 +84,10 @@ def test_link_command_writes_table_rows_and_a_plot_per_pair(tmp_path, capsys):
     out = tmp_path / "link"
     assert main(["-q", "link", str(brain), str(down), "--json", "--bootstrap", "100", "--out", str(out)]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 3
-    assert len(list((out / "link_plots").glob("*.png"))) == 3
+    assert len(rows) == 6
+    assert len(list((out / "link_plots").glob("*.png"))) == 6
     assert (out / "link_table.md").read_text().startswith("| brain score |")
-    assert len((out / "link.jsonl").read_text().splitlines()) == 3
+    assert len((out / "link.jsonl").read_text().splitlines()) == 6
 
 
 def test_link_without_downstream_records_is_a_clear_error(tmp_path):
@@ -92,3 +96,11 @@ def test_link_without_downstream_records_is_a_clear_error(tmp_path):
         L.link(L.read_inputs([brain]))
     with pytest.raises(BrainlikeError, match="does not exist"):
         L.read_inputs([tmp_path / "nope"])
+
+
+def test_voxel_level_targets_are_left_out_but_their_aggregate_kept():
+    rows = [{"model": m, "dataset": "voxels", "metric": "regression", "protocol": "p", "selection": "s",
+             "target": f"v{k}", "score": 0.1} for m in MODELS for k in range(L.MAX_TARGETS + 1)]
+    rows += [{"model": m, "dataset": "voxels", "metric": "regression", "protocol": "p", "selection": "s",
+              "target": "all", "score": 0.2} for m in MODELS]
+    assert [k[-1] for k in L.brain_table(rows)] == ["all"]

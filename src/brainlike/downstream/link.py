@@ -1,6 +1,8 @@
 """The link between brain alignment and downstream performance across models (Pepino et al. 2025, Table 1).
 
-Every brain score (aggregate rows, ``target: all``: one per dataset x metric x protocol x selection [x roi]) is
+Every brain score (one per dataset x metric x protocol x selection [x roi] x target: the aggregate ``target: all``
+and, for datasets with at most ``MAX_TARGETS`` targets such as the six NH2015 components, each target; rows of one
+subject are left out) is
 correlated across models with the global downstream score and with each task's fold-mean score: Pearson r (as
 ``scipy.stats.linregress``) and Spearman rho, each with its p-value and a percentile bootstrap confidence interval
 over models (models resampled with replacement; resamples where either variable is constant are dropped).
@@ -20,7 +22,8 @@ from brainlike.errors import BrainlikeError
 N_BOOTSTRAP = 2000
 CI_LEVEL = 0.95
 MIN_MODELS = 3
-BRAIN_KEY = ("dataset", "metric", "protocol", "selection", "roi")
+BRAIN_KEY = ("dataset", "metric", "protocol", "selection", "roi", "target")
+MAX_TARGETS = 32
 
 
 @dataclass
@@ -57,14 +60,20 @@ def read_inputs(paths: Sequence[str | Path]) -> LinkInputs:
 
 
 def brain_table(records: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, float]]:
-    """``{brain key: {model: score}}`` from aggregate brain records (``target == "all"``, no subject)."""
+    """``{brain key: {model: score}}`` from brain records without a subject: the ``target: all`` aggregates, and
+    the per-target rows of datasets with at most ``MAX_TARGETS`` targets (voxel-level rows are left out)."""
     table: dict[tuple, dict[str, float]] = {}
+    targets: dict[tuple, set] = {}
     for r in records:
-        if r.get("target") != "all" or r.get("subject") is not None or r.get("score") is None:
+        if r.get("subject") is not None or r.get("score") is None or r.get("target") is None:
             continue
         key = tuple(r.get(k) for k in BRAIN_KEY)
         table.setdefault(key, {})[r["model"]] = float(r["score"])
-    return table
+        if r["target"] != "all":
+            targets.setdefault(key[:-1], set()).add(r["target"])
+    crowded = {group for group, names in targets.items() if len(names) > MAX_TARGETS}
+    ordered = sorted(table, key=lambda k: (k[:-1] in crowded, k[-1] != "all"))  # aggregates first
+    return {k: table[k] for k in ordered if k[-1] == "all" or k[:-1] not in crowded}
 
 
 def downstream_table(records: Sequence[dict[str, Any]], probe: str | None = None) -> tuple[str, dict[str, dict]]:
@@ -153,7 +162,8 @@ def brain_label(row: dict[str, Any]) -> str:
     """Short label of a row's brain score, e.g. ``nh2015-components regression (nested-cv)``."""
     text = f"{row['brain_dataset']} {row['brain_metric']} ({row['brain_selection']}"
     text += f", {row['brain_protocol']})" if row.get("brain_protocol") else ")"
-    return text + (f" {row['brain_roi']}" if row.get("brain_roi") else "")
+    text += f" {row['brain_roi']}" if row.get("brain_roi") else ""
+    return text + (f" [{row['brain_target']}]" if row.get("brain_target") not in (None, "all") else "")
 
 
 def table1(rows: Sequence[dict[str, Any]]) -> str:

@@ -513,9 +513,17 @@ def reference_files(root: Path | None = None) -> list[Path]:
     downstream = root / "downstream"
     if downstream.is_dir():
         files += sorted(p for p in downstream.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    files += rendered_task_files(set(files))
     if not files:
         raise DataError(f"no evaluation audio under {root} to check leakage against (set BRAINLIKE_DATA)")
     return files
+
+
+def rendered_task_files(known: set[Path]) -> list[Path]:
+    """Task clips outside the data folder (sets rendered into the cache, e.g. nsynth-pitch), when present."""
+    from brainlike.downstream.tasks import task_audio_files
+
+    return sorted(p for p in task_audio_files() if p not in known and p.is_file())
 
 
 def reference_index(files: Sequence[Path], *, progress: bool = True) -> tuple[dict[str, str], FingerprintIndex]:

@@ -45,6 +45,7 @@ def test_cochresnet50_count_is_resnet50_without_head_and_rgb():
     assert len([k for k in keys if k.endswith(".conv1.weight")]) == 16  # 3 + 4 + 6 + 3 bottlenecks
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 def test_same_padding_matches_torch_same_for_stride_one_and_tf_shapes():
     conv = cochnets._modules()["cochcnn9"]().conv2  # kernel (2, 5), stride 1
     x = torch.randn(1, 256, 9, 17, generator=torch.Generator().manual_seed(0))

@@ -100,6 +100,8 @@ def protocol_parameters(protocol: str) -> dict[str, Any]:
 def _merge_details(details: list[xr.Dataset]) -> xr.Dataset | None:
     if not details:
         return None
+    # fixed-width string variables would be cut to the first model's width by concat: use object dtype
+    details = [d.map(lambda v: v.astype(object) if v.dtype.kind == "U" else v) for d in details]
     try:
         return xr.concat(details, dim="model", join="outer")
     except Exception:  # detail is optional; layer names may not align across models

@@ -139,3 +139,14 @@ def test_models_and_datasets_commands(capsys):
     assert main(["datasets", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert any(r["name"] == "nh2015-components" and r["available"] for r in rows)
+
+
+def test_merged_detail_keeps_long_layer_names():
+    import xarray as xr
+
+    from brainlike.api import _merge_details
+
+    short = xr.Dataset({"layer": (("fold", "target"), np.array([["random"]]))}).expand_dims(model=["a"])
+    long = xr.Dataset({"layer": (("fold", "target"), np.array([["logmel128"]]))}).expand_dims(model=["b"])
+    merged = _merge_details([short, long])
+    assert merged["layer"].sel(model="b").item() == "logmel128"

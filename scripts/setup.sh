@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[test,zoo,hf]"
+python -m pip install -q -e ".[test,zoo,hf,ray,downstream,reference]"
+# Official implementations used only as test references (installed without their dependencies, which would pull
+# torchaudio or another torch).
+python -m pip install -q --no-deps dasheng==0.0.9 torchvggish==0.2 encodec==0.1.1 resampy==0.4.3

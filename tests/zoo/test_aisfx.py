@@ -127,6 +127,7 @@ def test_pretrained_beats_random_twin_on_esc10(data_root):
     trained = esc10_probe(pretrained(), layers, data_root)
     random = esc10_probe(load_model("aisfx@random"), layers, data_root)
     print("aisfx esc10 accuracy", trained, "random twin", random)
-    assert max(trained.values()) >= 0.7
-    assert trained["embedding"] >= random["embedding"] + 0.1
-    assert max(trained.values()) >= max(random.values()) + 0.1
+    # observed (capped lbfgs, this machine): embedding 0.930 vs 0.820 for the twin; best layer 0.930 vs 0.818
+    assert max(trained.values()) >= 0.85
+    assert trained["embedding"] >= random["embedding"] + 0.07
+    assert max(trained.values()) >= max(random.values()) + 0.07

@@ -128,5 +128,6 @@ def test_pretrained_beats_random_twin_on_esc10(data_root):
     random = esc10_probe(load_model("soundnet@random"), LAYERS, data_root)
     print("soundnet esc10 accuracy", trained, "random twin", random)
     best_trained, best_random = max(trained.values()), max(random.values())
-    assert best_trained >= 0.7
+    # observed (capped lbfgs, this machine): best layer conv6 0.910 vs 0.720 for the twin
+    assert best_trained >= 0.85
     assert best_trained >= best_random + 0.1

@@ -78,6 +78,8 @@ def correlation(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: floa
 def task_scores(downstream: pd.DataFrame) -> pd.DataFrame:
     """One score per (model, task, probe): rows without a fold where present, else the mean over folds."""
     frame = downstream.copy()
+    if "task" in frame:  # the evaluation's own global-score rows are not a task
+        frame = frame[frame["task"] != "global"]
     if "probe" not in frame:
         frame["probe"] = "default"
     frame["probe"] = frame["probe"].fillna("default")

@@ -40,6 +40,9 @@ def test_cache_hit_is_identical_and_keys_change_with_preprocessing(data_root, tm
     model = MelSpectrogram()
     model.name, model.adapter_version = "melspec", 2
     assert extract_activations(model, stimuli, cache_store=store, progress_bar=False).key != first.key
+    model = MelSpectrogram()
+    model.name, model.weights_id = "melspec", "0" * 64  # other weights
+    assert extract_activations(model, stimuli, cache_store=store, progress_bar=False).key != first.key
     assert extract_activations("melspec", stimuli.subset(np.arange(9)), cache_store=store,
                                progress_bar=False).key != first.key
     corrupt = next(store.root.glob("*/*.npz"))

@@ -119,3 +119,40 @@ def test_float32_torch_scores_close_to_float64():
     ref = run_pepino2025(grams, y, folds, NumpyBackend())
     got = run_pepino2025(grams, y, folds, TorchBackend("cpu", "float32"))
     assert np.abs(ref.scores - got.scores).max() < 1e-3
+
+
+def test_same_problem_as_himalaya_gives_the_same_scores():
+    """With himalaya's selection score (mean over inner folds of r, no edge extension) both engines agree."""
+    himalaya = pytest.importorskip("himalaya")
+    import warnings
+
+    from himalaya.kernel_ridge import KernelRidgeCV
+    from himalaya.scoring import correlation_score
+
+    himalaya.backend.set_backend("numpy")
+    rng = np.random.default_rng(11)
+    folds = np.repeat(np.arange(5), 16)
+    layers = [rng.standard_normal((80, w)) for w in (20, 60)]
+    y = layers[1] @ rng.standard_normal((60, 12)) + 4 * rng.standard_normal((80, 12))
+    ours = run_pepino2025([gram_matrix(x) for x in layers], y, folds, NumpyBackend(),
+                          limits=(ALPHAS.min(), ALPHAS.max()), inner_score="fold-mean-r")
+    preds = np.zeros_like(y)
+    for outer in range(5):
+        train, test = folds != outer, folds == outer
+        inner = folds[train]
+        cv = [(np.flatnonzero(inner != f), np.flatnonzero(inner == f)) for f in np.unique(inner)]
+        best_score, best_pred = None, None
+        for x in layers:
+            model = KernelRidgeCV(alphas=ALPHAS, cv=cv, kernel="linear", fit_intercept=True,
+                                  solver_params=dict(score_func=correlation_score, local_alpha=True))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(x[train], y[train])
+            score, pred = np.asarray(model.cv_scores_), np.asarray(model.predict(x[test]))
+            if best_score is None:
+                best_score, best_pred = score, pred
+            else:
+                better = score > best_score
+                best_score, best_pred[:, better] = np.where(better, score, best_score), pred[:, better]
+        preds[test] = best_pred
+    np.testing.assert_allclose(ours.predictions, preds, atol=1e-8)

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
+from brainlike.models.zoo import register_zoo_model
 
 NAME = "aisfx"
 SAMPLE_RATE = 44100
@@ -175,27 +175,5 @@ class AisfxModel(TorchAudioModel):
         return result
 
 
-def _build(random: bool) -> AisfxModel:
-    if random:
-        return AisfxModel()
-    from brainlike.models.zoo import store
-
-    return AisfxModel(store.weights_path(NAME), store.weights_sha256(NAME))
-
-
-def _available() -> str | None:
-    from brainlike.models.zoo import store
-
-    return store.available_reason(NAME)
-
-
-register_model(
-    ModelEntry(
-        name=NAME,
-        build=_build,
-        family="zoo",
-        description="aiSFX sound-effects CNN (8 conv + 512-d embedding, 4.7 M params), 44.1 kHz, 96-band log-mel",
-        available=_available,
-        metadata={"licence": "CC BY 4.0 (weights)", "distribution": "aisfx==0.1.2"},
-    )
-)
+register_zoo_model(NAME, AisfxModel, "aiSFX sound-effects CNN (8 conv + 512-d embedding, 4.7 M params), 44.1 kHz, 96-band log-mel",
+                   {"licence": "CC BY 4.0 (weights)", "distribution": "aisfx==0.1.2"})

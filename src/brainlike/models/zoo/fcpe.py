@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
+from brainlike.models.zoo import register_zoo_model
 
 NAME = "fcpe"
 SAMPLE_RATE = 16000
@@ -190,27 +190,5 @@ class FcpeModel(TorchAudioModel):
         return self.module(log_mel(waveforms))
 
 
-def _build(random: bool) -> FcpeModel:
-    if random:
-        return FcpeModel()
-    from brainlike.models.zoo import store
-
-    return FcpeModel(store.weights_path(NAME), store.weights_sha256(NAME))
-
-
-def _available() -> str | None:
-    from brainlike.models.zoo import store
-
-    return store.available_reason(NAME)
-
-
-register_model(
-    ModelEntry(
-        name=NAME,
-        build=_build,
-        family="zoo",
-        description="TorchFCPE pitch estimator (conv input stack + 6 conformer-conv layers, 10.8 M params), 16 kHz",
-        available=_available,
-        metadata={"licence": "MIT", "distribution": "torchfcpe==0.0.4"},
-    )
-)
+register_zoo_model(NAME, FcpeModel, "TorchFCPE pitch estimator (conv input stack + 6 conformer-conv layers, 10.8 M params), 16 kHz",
+                   {"licence": "MIT", "distribution": "torchfcpe==0.0.4"})

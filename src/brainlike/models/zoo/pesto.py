@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
+from brainlike.models.zoo import register_zoo_model
 
 NAME = "pesto"
 SAMPLE_RATE = 16000
@@ -234,27 +234,5 @@ class PestoModel(TorchAudioModel):
         return {k: v.reshape(batch, n_frames, -1) for k, v in out.items()}
 
 
-def _build(random: bool) -> PestoModel:
-    if random:
-        return PestoModel()
-    from brainlike.models.zoo import store
-
-    return PestoModel(store.weights_path(NAME), store.weights_sha256(NAME))
-
-
-def _available() -> str | None:
-    from brainlike.models.zoo import store
-
-    return store.available_reason(NAME)
-
-
-register_model(
-    ModelEntry(
-        name=NAME,
-        build=_build,
-        family="zoo",
-        description="PESTO self-supervised pitch estimator (VQT + 7 conv + Toeplitz linear, 130 k params), 16 kHz",
-        available=_available,
-        metadata={"licence": "LGPL-3.0", "distribution": "pesto-pitch==2.0.1"},
-    )
-)
+register_zoo_model(NAME, PestoModel, "PESTO self-supervised pitch estimator (VQT + 7 conv + Toeplitz linear, 130 k params), 16 kHz",
+                   {"licence": "LGPL-3.0", "distribution": "pesto-pitch==2.0.1"})

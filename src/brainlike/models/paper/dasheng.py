@@ -17,7 +17,6 @@ dasheng_06b.pt, dasheng_12b.pt; the size comes from the checkpoint).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 

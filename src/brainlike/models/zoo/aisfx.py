@@ -24,8 +24,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.zoo import register_zoo_model
+from brainlike.models.base import TorchAudioModel
+from brainlike.models.zoo import init_module, register_zoo_model
 
 NAME = "aisfx"
 SAMPLE_RATE = 44100
@@ -153,15 +153,7 @@ class AisfxModel(TorchAudioModel):
     batch_size = 4
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        self.name = NAME + ("@random" if weights is None else "")
-        seed_everything_for_init(RANDOM_SEED)
-        self.module = _build_network()
-        if weights is None:
-            self.weights_id = f"random:{RANDOM_SEED}"
-        else:
-            self.module.load_state_dict(load_checkpoint(weights), strict=True)
-            self.weights_id = weights_id or CHECKPOINT_SHA256
-        self.module.eval()
+        init_module(self, NAME, _build_network, weights, weights_id, load_checkpoint, lambda: CHECKPOINT_SHA256)
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         chunks = blocks(spectrogram(waveforms))

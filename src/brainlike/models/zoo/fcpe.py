@@ -20,8 +20,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.zoo import register_zoo_model
+from brainlike.models.base import TorchAudioModel
+from brainlike.models.zoo import init_module, register_zoo_model
 
 NAME = "fcpe"
 SAMPLE_RATE = 16000
@@ -174,17 +174,9 @@ class FcpeModel(TorchAudioModel):
     batch_size = 8
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        self.name = NAME + ("@random" if weights is None else "")
-        seed_everything_for_init(RANDOM_SEED)
-        self.module = _build_network()
-        if weights is None:
-            self.weights_id = f"random:{RANDOM_SEED}"
-        else:
-            from brainlike.models.zoo.store import sha256_file
+        from brainlike.models.zoo.store import sha256_file
 
-            self.module.load_state_dict(load_state(weights), strict=True)
-            self.weights_id = weights_id or sha256_file(weights)
-        self.module.eval()
+        init_module(self, NAME, _build_network, weights, weights_id, load_state, lambda: sha256_file(weights))
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         return self.module(log_mel(waveforms))

@@ -138,3 +138,43 @@ def test_drop_leaks_skips_matching_clips_and_fills_the_budget(tmp_path):
                         skip=corpora.leak_filter(refs, dropped, progress=False))
     assert [c[0] for c in taken] == ["a", "b", "c"] and sum(len(c[1]) for c in taken) == 5 * 16000
     assert len(dropped) == 1 and "stim1_ref.wav" in dropped[0]["reason"]
+
+
+needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed")
+
+
+def test_score_sources_exclude_every_music_style_task_score():
+    pytest.importorskip("music21")
+    from brainlike.downstream.render import MUSIC_CORPORA, _music21_corpus_root
+
+    root = _music21_corpus_root()
+    sources = corpora.score_sources()
+    assert len(sources) >= 100
+    collections = {p.relative_to(root).parts[0] for p in sources}
+    assert collections <= set(corpora.SCORE_CORPORA) and not collections & set(MUSIC_CORPORA)
+    task_hashes = {corpora.sha256_file(p) for c in MUSIC_CORPORA for p in (root / c).rglob("*") if p.is_file()}
+    assert not {corpora.sha256_file(p) for p in sources} & task_hashes
+    assert sources == corpora.score_sources()  # fixed order
+
+
+@pytest.mark.slow
+@needs_fluidsynth
+def test_music_corpus_is_topped_up_with_deterministic_score_renders(tmp_path, data_root, monkeypatch):
+    """Without recordings, the music budget fills exactly with FluidR3 renders of non-task scores; the leakage check
+    against the real evaluation audio passes and two builds are byte-identical."""
+    pytest.importorskip("music21")
+    monkeypatch.setitem(corpora.SOURCES, "music", [])
+    paths = [corpora.build_corpus("music", tmp_path / f"music{i}", budget_seconds=75, progress=False)
+             for i in range(2)]
+    summary = json.loads((paths[0] / "corpus.json").read_text())
+    assert summary["seconds"] == pytest.approx(75.0, abs=1e-4)
+    assert summary["leakage_check"]["result"] == "clean"
+    assert list(summary["seconds_per_source"]) == [f"fluidsynth/{corpora.render_soundfont().name}"]
+    assert summary["manifest_sha256"] == json.loads((paths[1] / "corpus.json").read_text())["manifest_sha256"]
+    rows = corpora.read_manifest(paths[0])
+    assert len(rows) >= 3 and len({r["file"].split("-")[1] for r in rows}) >= 3  # several GM programs
+    for row in rows:
+        wave, rate = sf.read(str(paths[0] / row["file"]), dtype="float32")
+        assert rate == 16000 and np.sqrt(np.mean(wave ** 2)) > 0.01  # real music, not silence
+    with pytest.raises(DataError, match="no-top-up"):
+        corpora.build_corpus("music", tmp_path / "none", budget_seconds=10, progress=False, top_up=False)

@@ -99,6 +99,9 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--seed", type=int, default=0, help="seed of the synthetic corpus")
     build.add_argument("--drop-leaks", action="store_true",
                        help="skip source clips that match evaluation audio (listed in corpus.json) instead of failing")
+    build.add_argument("--no-top-up", action="store_true",
+                       help="recordings only: no espeak-ng speech or soundfont-rendered music when they fall short")
+    build.add_argument("--soundfont", help="soundfont for the music top-up renders (default FluidR3 GM if installed)")
     build.set_defaults(handler=_corpus_build)
     check = sub.add_parser("check", help="leakage check of a corpus folder against the evaluation audio")
     check.add_argument("path")
@@ -121,7 +124,8 @@ def _corpus_build(args: argparse.Namespace) -> int:
     if args.domain == "synthetic":
         path = build_synthetic(out, n_clips=max(1, int(args.hours * 900)), seconds=4.0, seed=args.seed)
     else:
-        path = build_corpus(args.domain, out, budget_seconds=args.hours * 3600, drop_leaks=args.drop_leaks)
+        path = build_corpus(args.domain, out, budget_seconds=args.hours * 3600, drop_leaks=args.drop_leaks,
+                            top_up=not args.no_top_up, soundfont=args.soundfont)
     summary = json.loads((path / "corpus.json").read_text())
     print(f"{path}: {summary['n_clips']} clips, {summary['seconds'] / 3600:.3f} h, "
           f"manifest sha256 {summary['manifest_sha256'][:16]}")

@@ -7,7 +7,8 @@ A corpus is a folder::
     audio/*.wav        16 kHz mono PCM16 clips
 
 ``build_corpus`` draws real recordings from Debian packages (installed by ``brainlike corpus setup``; see
-``SOURCES``), tops up speech with ``espeak-ng`` when installed, and stops at an exact duration budget (the last clip is
+``SOURCES``), tops up speech with ``espeak-ng`` and music with fluidsynth renders of music21 scores (FluidR3, none of
+them a music-style task score) when installed, and stops at an exact duration budget (the last clip is
 cut), so every domain gets the same amount of audio; ``mixture`` takes equal thirds of the three domains. Every build
 ends with :func:`check_leakage` against the evaluation audio (the 165 stimuli and the downstream sets): an exact file
 hash match or a near-duplicate audio fingerprint (Haitsma-Kalker style 32-bit sub-fingerprints; bit error rate < 0.35
@@ -265,14 +266,114 @@ def tts_clips(seconds_needed: float, workdir: Path) -> list[tuple[str, np.ndarra
     return clips
 
 
+# ------------------------------------------------------------------------------------------------ soundfont renders
+SCORE_CORPORA = ("beethoven", "mozart", "haydn", "schumann_robert", "schumann_clara", "josquin", "oneills1850",
+                 "essenFolksong", "airdsAirs", "chopin", "corelli", "cpebach", "handel", "joplin", "schubert", "verdi",
+                 "weber", "beach", "johnson_j_r", "liliuokalani")
+"""music21 collections rendered for the music top-up. None of them is a music-style task class (those are
+``brainlike.downstream.render.MUSIC_CORPORA``), and score files equal in content to a task score are skipped too."""
+RENDER_PROGRAMS = (0, 48, 40, 19, 24, 73, 71, 56, 68, 46)
+"""GM programs cycled over the rendered pieces: piano, strings, violin, organ, guitar, flute, clarinet, trumpet,
+oboe, harp."""
+RENDER_SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
+                     "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", "/usr/share/sounds/sf3/MuseScore_General.sf3")
+"""Soundfonts for corpus renders, FluidR3 first: task sets render with MuseScore General, so the pretraining music
+does not share the task's instrument samples when both are installed."""
+RENDER_BATCH = 8
+
+
+def render_soundfont(path: str | Path | None = None) -> Path:
+    """The soundfont for corpus renders: ``path`` if given, else the first installed of ``RENDER_SOUNDFONTS``."""
+    from brainlike.downstream.render import find_soundfont
+
+    if path is not None:
+        return find_soundfont(path)
+    for candidate in RENDER_SOUNDFONTS:
+        if Path(candidate).is_file():
+            return Path(candidate).resolve()
+    return find_soundfont(None)  # raises with the install hint
+
+
+def score_sources() -> list[Path]:
+    """Score files of ``SCORE_CORPORA`` in the music21 wheel (fixed pseudo-random order by sha256 of the relative
+    path), minus any file whose content equals a score of a music-style task class."""
+    from music21 import corpus as m21corpus
+
+    from brainlike.downstream.render import MUSIC_CORPORA, _music21_corpus_root
+
+    root = _music21_corpus_root()
+    rels = [Path(p).resolve().relative_to(root).as_posix() for p in m21corpus.getCorePaths()]
+    task_hashes = {sha256_file(root / r) for r in rels if r.split("/", 1)[0] in MUSIC_CORPORA}
+    chosen = [r for r in rels if r.split("/", 1)[0] in SCORE_CORPORA and r.split("/", 1)[0] not in MUSIC_CORPORA]
+    chosen.sort(key=lambda r: hashlib.sha256(r.encode()).hexdigest())
+    return [root / r for r in chosen if sha256_file(root / r) not in task_hashes]
+
+
+def render_clips(seconds_needed: float, soundfont: str | Path | None = None) -> Iterable[tuple[str, np.ndarray, str]]:
+    """Music top-up: the first ``MAX_CLIP_SECONDS`` of music21 scores rendered with fluidsynth (deterministic).
+
+    Yields (clip id, 16 kHz float32 waveform scaled to the task renders' RMS, source) lazily, in batches of
+    ``RENDER_BATCH`` pieces, until ``seconds_needed`` is covered or the scores run out. Each clip ends half a second
+    after its last note. Yields nothing if fluidsynth is not installed.
+    """
+    from brainlike.downstream import render
+
+    if shutil.which("fluidsynth") is None or seconds_needed <= 0:
+        return
+    font = render_soundfont(soundfont)
+    pieces, produced = [], 0.0
+    for index, path in enumerate(score_sources()):
+        try:
+            notes = render.score_notes(str(path))
+        except Exception:  # music21 raises many types on odd scores: skip the piece, deterministically
+            continue
+        window = [n for n in notes if n.onset - notes[0].onset < MAX_CLIP_SECONDS] if notes else []
+        if len(window) < render.MUSIC_MIN_NOTES:
+            continue
+        t0 = window[0].onset
+        events = [render.NoteEvent(n.onset - t0, n.duration, n.pitch, n.velocity, n.channel) for n in window]
+        end = min(MAX_CLIP_SECONDS, max(n.onset + n.duration for n in events) + 0.5)
+        program = RENDER_PROGRAMS[len(pieces) % len(RENDER_PROGRAMS)]
+        pieces.append((render.Slot(f"score-{index:04d}", events, program), end, path))
+        if len(pieces) % RENDER_BATCH == 0:
+            for item in _render_batch(pieces[-RENDER_BATCH:], font):
+                produced += len(item[1]) / CORPUS_RATE
+                yield item
+            if produced >= seconds_needed:
+                return
+    for item in _render_batch(pieces[len(pieces) - len(pieces) % RENDER_BATCH:], font):
+        yield item
+
+
+def _render_batch(pieces: Sequence[tuple], font: Path) -> list[tuple[str, np.ndarray, str]]:
+    from brainlike.downstream import render
+
+    if not pieces:
+        return []
+    root = render._music21_corpus_root()
+    clips = render.render_slots([slot for slot, _, _ in pieces], MAX_CLIP_SECONDS, font)
+    out = []
+    for (slot, end, path), clip in zip(pieces, clips):
+        clip = clip[: int(round(end * render.SAMPLE_RATE))]  # the tail after the last note is silence
+        if render.SAMPLE_RATE != CORPUS_RATE:
+            clip = resample(clip, render.SAMPLE_RATE, CORPUS_RATE, method="soxr")
+        clip = np.clip(clip * (render.CLIP_RMS / np.sqrt(np.mean(clip ** 2))), -1.0, 32767 / 32768).astype(np.float32)
+        rel = path.relative_to(root).as_posix()
+        clip_id = f"render-p{slot.program:03d}-{hashlib.sha256(rel.encode()).hexdigest()[:12]}"
+        out.append((clip_id, clip, f"fluidsynth/{font.name}:{path}"))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------------------ building
 def build_corpus(domain: str, out: str | Path, *, budget_seconds: float = DEFAULT_BUDGET_SECONDS,
-                 references: Sequence[Path] | None = None, drop_leaks: bool = False, progress: bool = True) -> Path:
+                 references: Sequence[Path] | None = None, drop_leaks: bool = False, progress: bool = True,
+                 top_up: bool = True, soundfont: str | Path | None = None) -> Path:
     """Build a domain corpus (``speech``, ``music``, ``environmental``) or ``mixture`` (equal thirds).
 
     Clips come from the installed source packages (round-robin over sources, sorted paths), are decoded, resampled to
     16 kHz mono and taken until ``budget_seconds`` is reached exactly (the last clip is cut). Speech is topped up with
-    espeak-ng when the recordings fall short. Raises :class:`DataError` when a domain cannot fill its budget and
+    espeak-ng and music with soundfont renders of music21 scores (:func:`render_clips`) when the recordings fall short
+    (``top_up=False`` turns both off). Raises :class:`DataError` when a domain cannot fill its budget and
     :class:`LeakageError` when a clip duplicates evaluation audio (then nothing is written). With ``drop_leaks``,
     candidate clips that match evaluation audio are skipped (and listed in corpus.json) and the next candidates fill
     the budget; the final check still runs.
@@ -285,7 +386,8 @@ def build_corpus(domain: str, out: str | Path, *, budget_seconds: float = DEFAUL
     parts = DOMAINS if domain == "mixture" else (domain,)
     clips = []
     for part in parts:
-        clips += collect_clips(part, budget_seconds / len(parts), progress=progress, skip=skip)
+        clips += collect_clips(part, budget_seconds / len(parts), progress=progress, skip=skip, top_up=top_up,
+                               soundfont=soundfont)
     return write_corpus(Path(out), clips, name=Path(out).name, domain=domain, budget=budget_seconds,
                         check=refs, progress=progress, extra={"dropped_for_leakage": dropped} if drop_leaks else None)
 
@@ -307,21 +409,31 @@ def leak_filter(references: Sequence[Path], dropped: list[dict], progress: bool 
 
 
 def collect_clips(domain: str, budget_seconds: float, *, progress: bool = True,
-                  skip: Callable[[str, np.ndarray, str], bool] | None = None) -> list[tuple[str, np.ndarray, str]]:
-    """Decode candidate clips of a domain up to an exact budget: [(clip id, waveform 16 kHz, source)]."""
+                  skip: Callable[[str, np.ndarray, str], bool] | None = None, top_up: bool = True,
+                  soundfont: str | Path | None = None) -> list[tuple[str, np.ndarray, str]]:
+    """Decode candidate clips of a domain up to an exact budget: [(clip id, waveform 16 kHz, source)].
+
+    Recordings come first; speech is topped up with espeak-ng and music with soundfont renders when ``top_up``.
+    """
     candidates, missing = candidate_clips(domain)
     budget = int(round(budget_seconds * CORPUS_RATE))
     clips = take_budget(_decode(candidates), budget, f"collecting {domain}", progress, skip=skip)
     total = sum(len(c[1]) for c in clips)
-    if total < budget and domain == "speech":
+    if total < budget and top_up and domain == "speech":
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
             clips += take_budget(iter(tts_clips((budget - total) / CORPUS_RATE, Path(tmp))), budget - total,
                                  "speech synthesis", progress, skip=skip)
         total = sum(len(c[1]) for c in clips)
+    if total < budget and top_up and domain == "music":
+        clips += take_budget(render_clips((budget - total) / CORPUS_RATE, soundfont), budget - total,
+                             "rendering scores", progress, skip=skip)
+        total = sum(len(c[1]) for c in clips)
     if total < budget:
         hint = f"; not installed: {', '.join(missing)} (run `brainlike corpus setup`)" if missing else ""
+        if domain in ("speech", "music") and not top_up:
+            hint += "; --no-top-up is set"
         raise DataError(f"{domain} sources give {total / CORPUS_RATE:.0f} s, less than the budget of "
                         f"{budget_seconds:.0f} s{hint}")
     return clips

@@ -157,6 +157,30 @@ def test_score_sources_exclude_every_music_style_task_score():
     assert sources == corpora.score_sources()  # fixed order
 
 
+def test_render_programs_are_not_nsynth_task_programs():
+    from brainlike.downstream.render import NSYNTH_FAMILIES
+
+    task_programs = {p for programs in NSYNTH_FAMILIES.values() for p in programs}
+    assert len(set(corpora.RENDER_PROGRAMS)) == 10 and not set(corpora.RENDER_PROGRAMS) & task_programs
+
+
+def test_silent_tails_do_not_make_unrelated_clips_match():
+    """Frames where both sides are digital silence (all-zero sub-fingerprints) are left out of the bit error rate: a
+    hi-hat sample and an ESC-50 rooster clip, both 45% silent, matched at 0.27 before (0.49 on the sounding frames)."""
+    rng = np.random.default_rng(3)
+    silence = np.zeros(300, np.uint32)
+    reference = np.concatenate([rng.integers(1, 2 ** 32, 100, dtype=np.uint32), silence])
+    unrelated = np.concatenate([rng.integers(1, 2 ** 32, 100, dtype=np.uint32), silence])
+    unrelated[:5] = reference[:5]  # a few chance hits propose the alignment
+    index = corpora.FingerprintIndex(["ref"], [reference])
+    assert bit_error_rate(unrelated, reference) < 0.15  # silence alone would pass every threshold
+    assert index.matches(unrelated) == []
+    flips = (np.arange(400) % 4 == 0).astype(np.uint32) << rng.integers(0, 32, 400).astype(np.uint32)
+    noisy_copy = np.where(reference != 0, reference ^ flips, reference).astype(np.uint32)  # 1 bit in every 4th frame
+    [(label, ber, overlap)] = index.matches(noisy_copy)
+    assert label == "ref" and ber == pytest.approx(25 / 3200) and overlap == 100
+
+
 @pytest.mark.slow
 @needs_fluidsynth
 def test_music_corpus_is_topped_up_with_deterministic_score_renders(tmp_path, data_root, monkeypatch):
@@ -173,6 +197,7 @@ def test_music_corpus_is_topped_up_with_deterministic_score_renders(tmp_path, da
     assert summary["manifest_sha256"] == json.loads((paths[1] / "corpus.json").read_text())["manifest_sha256"]
     rows = corpora.read_manifest(paths[0])
     assert len(rows) >= 3 and len({r["file"].split("-")[1] for r in rows}) >= 3  # several GM programs
+    assert {int(r["file"].split("-")[1][1:]) for r in rows} <= set(corpora.RENDER_PROGRAMS)
     for row in rows:
         wave, rate = sf.read(str(paths[0] / row["file"]), dtype="float32")
         assert rate == 16000 and np.sqrt(np.mean(wave ** 2)) > 0.01  # real music, not silence

@@ -187,13 +187,15 @@ def test_music_corpus_is_topped_up_with_deterministic_score_renders(tmp_path, da
     """Without recordings, the music budget fills exactly with FluidR3 renders of non-task scores; the leakage check
     against the real evaluation audio passes and two builds are byte-identical."""
     pytest.importorskip("music21")
+    from brainlike.downstream.render import find_soundfont
+
     monkeypatch.setitem(corpora.SOURCES, "music", [])
     paths = [corpora.build_corpus("music", tmp_path / f"music{i}", budget_seconds=75, progress=False)
              for i in range(2)]
     summary = json.loads((paths[0] / "corpus.json").read_text())
     assert summary["seconds"] == pytest.approx(75.0, abs=1e-4)
     assert summary["leakage_check"]["result"] == "clean"
-    assert list(summary["seconds_per_source"]) == [f"fluidsynth/{corpora.render_soundfont().name}"]
+    assert list(summary["seconds_per_source"]) == [f"fluidsynth/{find_soundfont(None, corpora.RENDER_SOUNDFONTS).name}"]
     assert summary["manifest_sha256"] == json.loads((paths[1] / "corpus.json").read_text())["manifest_sha256"]
     rows = corpora.read_manifest(paths[0])
     assert len(rows) >= 3 and len({r["file"].split("-")[1] for r in rows}) >= 3  # several GM programs

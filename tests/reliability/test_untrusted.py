@@ -260,26 +260,17 @@ def _zoo_names() -> list[str]:
     return list(store.ZOO)
 
 
+@pytest.mark.parametrize("forge_manifest, refusal", [(False, "install manifest"), (True, "pinned")],
+                         ids=["tampered-file", "forged-manifest"])
 @pytest.mark.parametrize("name", _zoo_names())
-def test_tampered_zoo_file_is_refused_before_opening(name, tmp_path, monkeypatch, marker):
-    """The installed weight file no longer matches its install manifest: ChecksumError, file never opened."""
+def test_tampered_zoo_install_is_refused_before_opening(name, forge_manifest, refusal, tmp_path, monkeypatch, marker):
+    """The installed weight file no longer matches its install manifest: ChecksumError, file never opened. With the
+    manifest rewritten to match the payload, the in-code pin (store.WEIGHTS_SHA256) still refuses it."""
     from brainlike.models.registry import load_model
 
     monkeypatch.setenv("BRAINLIKE_ZOO", str(tmp_path / "zoo"))
-    _fake_install(tmp_path / "zoo", name, marker, forge_manifest=False)
-    with pytest.raises(ChecksumError, match="install manifest") as info:
-        load_model(name)
-    _one_line_error(info.value)
-
-
-@pytest.mark.parametrize("name", _zoo_names())
-def test_forged_zoo_manifest_is_refused_by_the_pin(name, tmp_path, monkeypatch, marker):
-    """Manifest rewritten to match the payload: the in-code pin (store.WEIGHTS_SHA256) still refuses it."""
-    from brainlike.models.registry import load_model
-
-    monkeypatch.setenv("BRAINLIKE_ZOO", str(tmp_path / "zoo"))
-    _fake_install(tmp_path / "zoo", name, marker, forge_manifest=True)
-    with pytest.raises(ChecksumError, match="pinned") as info:
+    _fake_install(tmp_path / "zoo", name, marker, forge_manifest=forge_manifest)
+    with pytest.raises(ChecksumError, match=refusal) as info:
         load_model(name)
     _one_line_error(info.value)
 

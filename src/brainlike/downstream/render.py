@@ -102,14 +102,14 @@ class Slot:
 # MIDI and fluidsynth
 
 
-def find_soundfont(path: str | Path | None = None) -> Path:
-    """Return the soundfont to render with: ``path`` if given, else the first installed candidate."""
+def find_soundfont(path: str | Path | None = None, candidates: Sequence[str] = SOUNDFONT_CANDIDATES) -> Path:
+    """Return the soundfont to render with: ``path`` if given, else the first installed of ``candidates``."""
     if path is not None:
         p = Path(path).expanduser().resolve()
         if not p.is_file():
             raise DataError(f"soundfont {p} does not exist")
         return p
-    for candidate in SOUNDFONT_CANDIDATES:
+    for candidate in candidates:
         if Path(candidate).is_file():
             return Path(candidate).resolve()
     raise DataError(

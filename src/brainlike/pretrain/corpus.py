@@ -284,30 +284,20 @@ does not share the task's instrument samples when both are installed."""
 RENDER_BATCH = 8
 
 
-def render_soundfont(path: str | Path | None = None) -> Path:
-    """The soundfont for corpus renders: ``path`` if given, else the first installed of ``RENDER_SOUNDFONTS``."""
-    from brainlike.downstream.render import find_soundfont
-
-    if path is not None:
-        return find_soundfont(path)
-    for candidate in RENDER_SOUNDFONTS:
-        if Path(candidate).is_file():
-            return Path(candidate).resolve()
-    return find_soundfont(None)  # raises with the install hint
-
-
 def score_sources() -> list[Path]:
     """Score files of ``SCORE_CORPORA`` in the music21 wheel (fixed pseudo-random order by sha256 of the relative
-    path), minus any file whose content equals a score of a music-style task class."""
+    path), minus the music-style task's source scores by path and by content hash."""
     from music21 import corpus as m21corpus
 
-    from brainlike.downstream.render import MUSIC_CORPORA, _music21_corpus_root
+    from brainlike.downstream.render import _music21_corpus_root
+    from brainlike.downstream.tasks import rendered_sources
 
     root = _music21_corpus_root()
+    task_pieces = set(rendered_sources())
+    task_hashes = {sha256_file(root / rel) for rel in task_pieces}
     rels = [Path(p).resolve().relative_to(root).as_posix() for p in m21corpus.getCorePaths()]
-    task_hashes = {sha256_file(root / r) for r in rels if r.split("/", 1)[0] in MUSIC_CORPORA}
-    chosen = [r for r in rels if r.split("/", 1)[0] in SCORE_CORPORA and r.split("/", 1)[0] not in MUSIC_CORPORA]
-    chosen.sort(key=lambda r: hashlib.sha256(r.encode()).hexdigest())
+    chosen = sorted((r for r in rels if r.split("/", 1)[0] in SCORE_CORPORA and r not in task_pieces),
+                    key=lambda r: hashlib.sha256(r.encode()).hexdigest())
     return [root / r for r in chosen if sha256_file(root / r) not in task_hashes]
 
 
@@ -322,8 +312,8 @@ def render_clips(seconds_needed: float, soundfont: str | Path | None = None) -> 
 
     if shutil.which("fluidsynth") is None or seconds_needed <= 0:
         return
-    font = render_soundfont(soundfont)
-    pieces, produced = [], 0.0
+    font = render.find_soundfont(soundfont, RENDER_SOUNDFONTS)
+    batch, n_pieces, produced = [], 0, 0.0
     for index, path in enumerate(score_sources()):
         try:
             notes = render.score_notes(str(path))
@@ -335,19 +325,21 @@ def render_clips(seconds_needed: float, soundfont: str | Path | None = None) -> 
         t0 = window[0].onset
         events = [render.NoteEvent(n.onset - t0, n.duration, n.pitch, n.velocity, n.channel) for n in window]
         end = min(MAX_CLIP_SECONDS, max(n.onset + n.duration for n in events) + 0.5)
-        program = RENDER_PROGRAMS[len(pieces) % len(RENDER_PROGRAMS)]
-        pieces.append((render.Slot(f"score-{index:04d}", events, program), end, path))
-        if len(pieces) % RENDER_BATCH == 0:
-            for item in _render_batch(pieces[-RENDER_BATCH:], font):
+        program = RENDER_PROGRAMS[n_pieces % len(RENDER_PROGRAMS)]
+        batch.append((render.Slot(f"score-{index:04d}", events, program), end, path))
+        n_pieces += 1
+        if len(batch) == RENDER_BATCH:
+            for item in _render_batch(batch, font):
                 produced += len(item[1]) / CORPUS_RATE
                 yield item
             if produced >= seconds_needed:
                 return
-    for item in _render_batch(pieces[len(pieces) - len(pieces) % RENDER_BATCH:], font):
-        yield item
+            batch = []
+    yield from _render_batch(batch, font)
 
 
 def _render_batch(pieces: Sequence[tuple], font: Path) -> list[tuple[str, np.ndarray, str]]:
+    """Render (slot, end seconds, score path) pieces in one fluidsynth call: clips cut at their end, at 16 kHz."""
     from brainlike.downstream import render
 
     if not pieces:

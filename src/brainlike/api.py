@@ -1,107 +1,251 @@
-"""The Python API: ``brainlike.api.score`` and ``brainlike.api.extract`` (the CLI calls these)."""
+"""The Python API: ``brainlike.score``, ``brainlike.extract``, ``brainlike.downstream``, ``brainlike.link`` and
+``brainlike.compare`` (the command line calls these).
+
+>>> import brainlike
+>>> results = brainlike.score(["spectrotemporal", "melspec"], dataset="nh2015-components")   # doctest: +SKIP
+>>> results.to_frame().query("target == 'all'")[["model", "metric", "selection", "score"]]  # doctest: +SKIP
+>>> results.save("results/baselines")                                                       # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-import xarray as xr
-
-from brainlike.align.score import METRICS, PROTOCOLS, regression, rsa
-from brainlike.data.neural import load_dataset
-from brainlike.data.stimuli import StimulusSet, load_stimulus_set
 from brainlike.errors import BrainlikeError
-from brainlike.extract import Activations, extract_activations
-from brainlike.models.registry import load_model
-from brainlike.results import now, write_results
+from brainlike.results import Results
+
+__all__ = ["SEED", "compare", "downstream", "extract", "link", "score"]
 
 SEED = 0
+"""Seed of every random draw in scoring (splits, bootstrap, permutations)."""
 
 
-def extract(model: str, stimuli: str | StimulusSet = "natsound165", cache: bool = True,
-            progress: bool = True) -> Activations:
-    """Time-averaged activations of ``model`` for a stimulus set (cached)."""
-    stimulus_set = load_stimulus_set(stimuli) if isinstance(stimuli, str) else stimuli
-    return extract_activations(load_model(model), stimulus_set, cache=cache, progress_bar=progress)
-
-
-def score(models: list[str] | str, dataset: str = "nh2015-components", metric: str = "all",
-          protocol: str = "pepino2025", out: str | Path | None = None, device: str = "cpu",
-          backend: str | None = None, cache: bool = True, progress: bool = True, bootstrap: int = 0,
-          permutations: int = 0) -> list[dict]:
-    """Score models against a neural dataset; return result records (contracts.md section 1).
+def extract(model: str, stimuli: Any = "natsound165", *, cache: bool = True, progress: bool = True):
+    """Time-averaged activations of one model for a stimulus set (cached).
 
     Parameters
     ----------
-    models : str or list of str
-        Model spec strings.
+    model : str
+        Model spec (``NAME``, ``NAME@random``, ``FAMILY:PATH``).
+    stimuli : str or StimulusSet
+        A registered stimulus set name, a folder of audio files, or a loaded :class:`StimulusSet`.
+    cache : bool
+        Read and write the activation cache.
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    brainlike.extract.Activations
+        ``{layer: (n_stimuli, features)}`` arrays in stimulus order, with the cache key and provenance.
+    """
+    from brainlike.data.stimuli import load_stimulus_set
+    from brainlike.extract import extract_activations
+    from brainlike.models.registry import load_model
+
+    stimulus_set = load_stimulus_set(stimuli) if isinstance(stimuli, (str, Path)) else stimuli
+    return extract_activations(load_model(model), stimulus_set, cache=cache, progress_bar=progress)
+
+
+def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", metric: str = "all",
+          protocol: str = "pepino2025", out: str | Path | None = None, device: str = "cpu",
+          backend: str | None = None, cache: bool = True, progress: bool = True, bootstrap: int = 0,
+          permutations: int = 0, options: dict[str, Any] | None = None) -> Results:
+    """Score audio models against a neural dataset, layer by layer.
+
+    Parameters
+    ----------
+    models : str or sequence of str
+        Model specs (``spectrotemporal``, ``yamnet@random``, ``hf:facebook/wav2vec2-base``...).
     dataset : str
-        Registered dataset name or a bring-your-own file path.
+        A registered dataset (``brainlike datasets``) or a bring-your-own ``.nc`` / ``.npz`` file.
     metric : {"all", "regression", "rsa"}
-    protocol : {"pepino2025", "tuckute2023"}
-    out : path, optional
-        Results folder to write (records.jsonl, records.csv, detail.nc, provenance.json).
+        What to compute; ``all`` gives both.
+    protocol : str
+        A registered regression protocol (``pepino2025``, ``tuckute2023``; ``brainlike protocols`` lists them).
+        RSA records carry it as a label.
+    out : path-like, optional
+        Also write the results folder here (``records.jsonl/.csv/.parquet``, ``detail.nc``, ``provenance.json``).
     device : {"cpu", "cuda"}
         Where the ridge engine runs.
-    bootstrap, permutations : int
-        Bootstrap resamples (CIs over stimuli and subjects) and label permutations (null, p-value) for the
-        overall regression record (pepino2025).
+    backend : {None, "numpy", "torch"}
+        Ridge backend; default numpy (float64) on cpu, torch (float32) on cuda.
+    cache : bool
+        Read and write the activation cache.
+    progress : bool
+        Progress bars on stderr.
+    bootstrap : int
+        pepino2025: bootstrap resamples for CIs of the aggregate over stimuli (and subjects).
+    permutations : int
+        pepino2025: label permutations for a null distribution and p-value of the aggregate.
+    options : dict, optional
+        Further protocol options (each protocol documents its own).
+
+    Returns
+    -------
+    Results
+        A list of records (docs/contracts.md section 1: one per model, metric, selection and target, plus
+        aggregates, per subject and per ROI) with ``detail`` (per-target arrays incl. pooled out-of-fold
+        predictions), ``provenance`` and :meth:`Results.save`.
+
+    Raises
+    ------
+    BrainlikeError
+        Unknown model, dataset, metric or protocol; bad data; too few stimuli for the folds (one-line messages).
     """
+    from brainlike.align.protocols import get_protocol
+    from brainlike.align.score import METRICS, regression, rsa
+    from brainlike.data.neural import load_dataset
+    from brainlike.data.stimuli import load_stimulus_set
+    from brainlike.extract import extract_activations
+    from brainlike.models.registry import load_model
+    from brainlike.results import merge_details, now
+
     models = [models] if isinstance(models, str) else list(models)
     metrics = list(METRICS) if metric == "all" else [metric]
     if any(m not in METRICS for m in metrics):
         raise BrainlikeError(f"unknown metric {metric!r}; choose from all, {', '.join(METRICS)}")
-    if protocol not in PROTOCOLS:
-        raise BrainlikeError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    spec = get_protocol(protocol)
+    options = {**(options or {}), **({"bootstrap": bootstrap} if bootstrap else {}),
+               **({"permutations": permutations} if permutations else {})}
     started = now()
     neural = load_dataset(dataset)
     stimuli = load_stimulus_set(neural.attrs.get("stimulus_set", "natsound165"))
     neural = neural.align_to(stimuli.ids)
-    loaded = [load_model(spec) for spec in models]  # fail early on unknown names
+    loaded = [load_model(name) for name in models]  # fail early on unknown names
     records: list[dict] = []
-    details: list[xr.Dataset] = []
+    details = []
     model_info = {}
     for model in loaded:
         activations = extract_activations(model, stimuli, cache=cache, progress_bar=progress)
         model_info[model.name] = activations.info
         if "regression" in metrics:
-            rows, detail = regression(activations, neural, stimuli.folds, protocol, device, backend, SEED,
-                                      bootstrap=bootstrap, permutations=permutations)
+            rows, detail = regression(activations, neural, stimuli.folds, spec.name, device, backend, SEED,
+                                      options=options)
             records += rows
-            details.append(detail.expand_dims(model=[model.name]))
+            details.append(detail)
         if "rsa" in metrics:
-            records += rsa(activations, neural, stimuli.folds, protocol)
+            records += rsa(activations, neural, stimuli.folds, spec.name)
+    provenance = {
+        "started": started, "protocol": spec.name, "metrics": metrics, "dataset": neural.name, "seed": SEED,
+        "protocol_parameters": spec.parameters(options), "device": device, "backend": backend,
+        "bootstrap": bootstrap, "permutations": permutations, "options": options,
+        "data_checksums": {"stimuli": stimuli.checksum, **neural.checksums}, "models": model_info,
+    }
+    results = Results(records, detail=merge_details(details), provenance=provenance)
     if out is not None:
-        provenance = {
-            "started": started, "protocol": protocol, "metrics": metrics, "dataset": neural.name, "seed": SEED,
-            "protocol_parameters": protocol_parameters(protocol), "device": device,
-            "bootstrap": bootstrap, "permutations": permutations,
-            "data_checksums": {"stimuli": stimuli.checksum, **neural.checksums},
-            "models": model_info,
-        }
-        detail = _merge_details(details)
-        write_results(records, out, provenance, detail)
-    return records
+        results.save(out)
+    return results
 
 
-def protocol_parameters(protocol: str) -> dict[str, Any]:
-    if protocol == "pepino2025":
-        from brainlike.align.pepino2025 import ALPHA_LIMITS, ALPHAS
+def downstream(models: Sequence[str] | str, *, tasks: Sequence[str] | str = "all", probe: str = "linear",
+               seed: int = 0, max_clips: int | None = None, out: str | Path | None = None,
+               progress: bool = True) -> Results:
+    """Probe models on downstream audio tasks (embeddings cached; HEAR-style fold protocol).
 
-        return {"alphas": ALPHAS.tolist(), "alpha_limits": list(ALPHA_LIMITS), "outer": "5 stratified folds",
-                "inner": "leave one fold out on the other folds", "selection": "joint alpha and layer per target",
-                "score": "max(r,0)^2 pooled out-of-fold", "rsa": "z-scored features, 1 - Pearson, Spearman upper"}
-    from brainlike.align.tuckute2023 import parameters
+    Parameters
+    ----------
+    models : str or sequence of str
+        Model specs.
+    tasks : str or sequence of str
+        Task names (``brainlike tasks list``) or ``all``.
+    probe : {"linear", "pepino2025"}
+        ``linear``: standardise, PCA, logistic regression with C chosen on the validation fold; ``pepino2025``:
+        learned weighted sum of layers and an MLP grid (Pepino et al. 2025).
+    seed : int
+        Seed of the probes.
+    max_clips : int, optional
+        Evaluate each task on its fixed balanced subset of at most this many clips.
+    out : path-like, optional
+        Also write ``downstream.jsonl/.csv`` and ``downstream_provenance.json`` here.
+    progress : bool
+        Progress bars on stderr.
 
-    return parameters()
+    Returns
+    -------
+    Results
+        No brain records; ``downstream`` holds one record per model, task and test fold, the fold means
+        (``fold: None``) and the global score (``task: "global"``, :func:`brainlike.downstream.evaluate.global_scores`).
+    """
+    from brainlike.downstream.evaluate import run_downstream
+
+    models = [models] if isinstance(models, str) else list(models)
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    run = run_downstream(models, tasks, probe, seed=seed, progress=progress, max_clips=max_clips)
+    results = Results(downstream=run.records, downstream_provenance=run.provenance)
+    if out is not None:
+        results.save(out)
+    return results
 
 
-def _merge_details(details: list[xr.Dataset]) -> xr.Dataset | None:
-    if not details:
-        return None
-    # fixed-width string variables would be cut to the first model's width by concat: use object dtype
-    details = [d.map(lambda v: v.astype(object) if v.dtype.kind == "U" else v) for d in details]
-    try:
-        return xr.concat(details, dim="model", join="outer")
-    except Exception:  # detail is optional; layer names may not align across models
-        return details[0]
+def link(*results: str | Path | Results, probe: str | None = None, n_bootstrap: int = 2000, seed: int = 0,
+         out: str | Path | None = None) -> list[dict[str, Any]]:
+    """Correlate brain scores with downstream scores across models (Pepino et al. 2025, Table 1).
+
+    Parameters
+    ----------
+    *results : path-like or Results
+        Results folders (or ``.jsonl`` files, or loaded :class:`Results`) holding brain records and downstream
+        records of the same models.
+    probe : str, optional
+        Downstream probe to use (default: the most frequent).
+    n_bootstrap : int
+        Bootstrap resamples over models for the CIs.
+    seed : int
+    out : path-like, optional
+        Also write ``link.jsonl/.csv``, ``link_table.md`` and scatter plots here.
+
+    Returns
+    -------
+    list of dict
+        One row per (brain score, downstream score) pair: Pearson r and Spearman rho with p-values and bootstrap
+        CIs (:func:`brainlike.align.stats.correlate`), the models and both scores per model.
+    """
+    from brainlike.downstream import link as link_module
+
+    loaded = Results()
+    for item in results:
+        item = item if isinstance(item, Results) else Results.load(item)
+        loaded.extend_results(item)
+        loaded.sources += item.sources
+    inputs = link_module.LinkInputs(loaded.records, loaded.downstream, [str(s) for s in loaded.sources])
+    rows = link_module.link(inputs, probe=probe, n_bootstrap=n_bootstrap, seed=seed)
+    if out is not None:
+        link_module.write_link(rows, out, inputs.sources)
+    return rows
+
+
+def compare(results: str | Path | Results, model_a: str, model_b: str, *, metric: str = "regression",
+            selection: str | None = None) -> dict[str, Any]:
+    """Is model A better than model B? A paired two-sided Wilcoxon test across subjects.
+
+    Parameters
+    ----------
+    results : path-like or Results
+        Results holding per-subject records of both models (a multi-subject dataset).
+    model_a, model_b : str
+        Model specs as they appear in the records.
+    metric : {"regression", "rsa"}
+    selection : str, optional
+        Layer selection of the records to compare (default: the metric's main one).
+
+    Returns
+    -------
+    dict
+        ``model_a, model_b, metric, statistic, p, n_subjects, mean_difference``.
+    """
+    from brainlike.align.stats import paired_wilcoxon
+
+    loaded = results if isinstance(results, Results) else Results.load(results, require="records")
+    selection = selection or {"regression": None, "rsa": "layer-max"}.get(metric)
+
+    def per_subject(model: str) -> dict[str, float]:
+        rows = [r for r in loaded if r["model"] == model and r["metric"] == metric and r.get("subject")
+                and r.get("roi") is None and (selection is None or r["selection"] == selection)]
+        if not rows:
+            raise BrainlikeError(f"no per-subject {metric} records for model {model!r}")
+        return {r["subject"]: r["score"] for r in rows}
+
+    outcome = paired_wilcoxon(per_subject(model_a), per_subject(model_b))
+    return {"model_a": model_a, "model_b": model_b, "metric": metric, **outcome}

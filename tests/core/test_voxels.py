@@ -110,7 +110,7 @@ def test_simulated_voxels_records_subjects_rois_ceilings_and_uncertainty(tmp_pat
     from brainlike.data.simulate import write_simulation
 
     path = write_simulation(tmp_path / "sim.nc", n_voxels=240, n_subjects=4, reliability=0.6, seed=1)
-    records = score("melspec", str(path), metric="all", progress=False, bootstrap=100, permutations=2)
+    records = score("melspec", dataset=str(path), metric="all", progress=False, bootstrap=100, permutations=2)
     regression = [r for r in records if r["metric"] == "regression"]
     overall = next(r for r in regression if r["target"] == "all" and "subject" not in r and "roi" not in r)
     subjects = [r for r in regression if r.get("subject")]

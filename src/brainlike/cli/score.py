@@ -12,7 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL", help="model spec(s): NAME, NAME@random, FAMILY:PATH")
     p.add_argument("--dataset", default="nh2015-components", help="dataset name or file (default nh2015-components)")
     p.add_argument("--metric", default="all", choices=["all", "regression", "rsa"])
-    p.add_argument("--protocol", default="pepino2025", choices=["pepino2025", "tuckute2023"])
+    p.add_argument("--protocol", default="pepino2025",
+                   help="regression protocol: pepino2025 (default), tuckute2023 (`brainlike protocols` lists all)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (ridge engine)")
     p.add_argument("--backend", default=None, choices=["numpy", "torch"], help="default: numpy on cpu, torch on cuda")
     p.add_argument("--json", action="store_true", help="print only a JSON list of records on stdout")
@@ -45,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_datasets)
 
+    p = subparsers.add_parser("protocols", help="list the registered regression protocols")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_protocols)
+
     p = subparsers.add_parser("cache", help="inspect the cache")
     p.add_argument("action", choices=["verify", "path"])
     p.set_defaults(handler=_cache)
@@ -70,22 +75,10 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from brainlike.align.stats import paired_wilcoxon
-    from brainlike.errors import BrainlikeError
-    from brainlike.results import read_records
+    from brainlike.api import compare
 
-    records = read_records(args.results)
-    selection = args.selection or {"regression": None, "rsa": "layer-max"}[args.metric]
-
-    def per_subject(model: str) -> dict[str, float]:
-        rows = [r for r in records if r["model"] == model and r["metric"] == args.metric and r.get("subject")
-                and r.get("roi") is None and (selection is None or r["selection"] == selection)]
-        if not rows:
-            raise BrainlikeError(f"no per-subject {args.metric} records for model {model!r} in {args.results}")
-        return {r["subject"]: r["score"] for r in rows}
-
-    result = paired_wilcoxon(per_subject(args.model_a), per_subject(args.model_b))
-    print(json.dumps({"model_a": args.model_a, "model_b": args.model_b, "metric": args.metric, **result}))
+    print(json.dumps(compare(args.results, args.model_a, args.model_b, metric=args.metric,
+                             selection=args.selection)))
     return 0
 
 
@@ -124,6 +117,20 @@ def _datasets(args: argparse.Namespace) -> int:
     from brainlike.report.tables import print_rows
 
     print_rows(rows, ["name", "available", "description", "reason"], title="brainlike datasets")
+    return 0
+
+
+def _protocols(args: argparse.Namespace) -> int:
+    from brainlike.align.protocols import list_protocols
+
+    rows = [{"name": p.name, "selection": p.selection, "time_resolved": p.time_resolved,
+             "options": ", ".join(p.options), "description": p.description} for p in list_protocols()]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        return 0
+    from brainlike.report.tables import print_rows
+
+    print_rows(rows, ["name", "selection", "options", "description"], title="brainlike protocols")
     return 0
 
 

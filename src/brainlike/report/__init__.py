@@ -18,10 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from brainlike.report.figures import ReportFigure, aggregates, all_figures, brain_downstream_table, per_target
-from brainlike.report.results import ReportError, Results, load_results
+from brainlike.report.results import ReportData, ReportError, load_results
 from brainlike.report.stats import global_downstream, task_scores
 
-__all__ = ["Report", "ReportError", "Results", "load_results", "make_report", "report_tables"]
+__all__ = ["Report", "ReportData", "ReportError", "load_results", "make_report", "report_tables"]
 
 
 @dataclass
@@ -90,7 +90,7 @@ def make_report(*results_dirs: str | os.PathLike, out: str | os.PathLike | None 
     return Report(html, figure_files, table_files, [f.slug for f, _ in figures])
 
 
-def report_tables(results: Results) -> dict[str, pd.DataFrame]:
+def report_tables(results: ReportData) -> dict[str, pd.DataFrame]:
     """The report's tables: ``ranking``, ``per_target``, ``downstream_tasks``, ``downstream_global``,
     ``brain_vs_downstream`` (only those with rows)."""
     tables: dict[str, pd.DataFrame] = {}

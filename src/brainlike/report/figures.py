@@ -1,6 +1,6 @@
 """The report's figures, drawn with matplotlib's object API (no pyplot state, no display needed).
 
-Every builder takes :class:`~brainlike.report.results.Results` and returns a list of :class:`ReportFigure` (empty
+Every builder takes :class:`~brainlike.report.results.ReportData` and returns a list of :class:`ReportFigure` (empty
 when the results hold nothing to draw, e.g. no downstream records).
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from brainlike.report.results import Results
+from brainlike.report.results import ReportData as Results
 from brainlike.report.stats import bootstrap_median_ci, correlation, global_downstream
 
 PER_LAYER = ("layer", "per-layer", "fixed")

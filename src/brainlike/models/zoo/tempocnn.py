@@ -104,7 +104,7 @@ def windows(mel: Any, normaliser: str) -> tuple[Any, int]:
     return data.reshape(batch * n_windows, 1, N_MELS, WINDOW), n_windows
 
 
-def _same_pad(x: Any, kernel: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> Any:
+def keras_same_pad(x: Any, kernel: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> Any:
     """Keras/TensorFlow "same" padding for stride 1: (k - 1) // 2 before, the rest after, per axis, with k the
     dilated kernel extent."""
     import torch
@@ -140,7 +140,7 @@ def _build_network(architecture: str, width: int) -> Any:
 
         def run_conv(self, name: str, x: torch.Tensor, act: str) -> torch.Tensor:
             layer = self.blocks[name]
-            y = layer(_same_pad(x, layer.kernel_size, layer.dilation))
+            y = layer(keras_same_pad(x, layer.kernel_size, layer.dilation))
             return nn.functional.elu(y) if act == "elu" else torch.relu(y)
 
         # --- ISMIR 2018 CNN (cnn.h5): BN, 3 short temporal convs, mel pooling, 4 multi-filter modules, dense head

@@ -57,14 +57,14 @@ class Variant:
 
 VARIANTS: dict[str, Variant] = {
     "tempocnn-cnn": Variant("cnn.h5", "cnn", 0, "max", "Tempo-CNN ISMIR 2018 CNN", "2.9 M"),
-    "tempocnn-fcn": Variant("fcn.h5", "fcn", 0, "max", "Tempo-CNN fully convolutional network", "0.33 M"),
-    "tempocnn-deeptemp": Variant("deeptemp_k8.h5", "deeptemp", 8, "std", "DeepTemp k=8 (temporal filters)", "0.11 M"),
+    "tempocnn-fcn": Variant("fcn.h5", "fcn", 0, "max", "Tempo-CNN fully convolutional network", "0.31 M"),
+    "tempocnn-deeptemp": Variant("deeptemp_k8.h5", "deeptemp", 8, "std", "DeepTemp k=8 (temporal filters)", "0.09 M"),
     "tempocnn-deepsquare": Variant("deepsquare_k8.h5", "deepsquare", 8, "std", "DeepSquare k=8 (square filters)",
-                                   "0.33 M"),
+                                   "0.31 M"),
     "tempocnn-shallowtemp": Variant("shallowtemp_k6.h5", "shallowtemp", 6, "std",
                                     "ShallowTemp k=6 (one wide temporal filter)", "0.69 M"),
     "tempocnn-mazurka": Variant("dt_maz_v_fold0.h5", "deeptemp", 16, "std",
-                                "DeepTemp k=16 trained on Chopin Mazurkas (fold 0, v split)", "0.34 M"),
+                                "DeepTemp k=16 trained on Chopin Mazurkas (fold 0, v split)", "0.32 M"),
 }
 
 

@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="bootstrap CIs (over stimuli and subjects) for the overall regression score")
     p.add_argument("--permutations", type=int, default=0, metavar="N",
                    help="permutation null (shuffled stimulus labels) for the overall regression score")
+    p.add_argument("--window", default=None, metavar="A:B",
+                   help="time-resolved dataset under a time-averaged protocol: average the bins starting in [A, B) "
+                        "seconds from onset (default 0:2)")
     p.set_defaults(handler=_score)
 
     p = subparsers.add_parser("compare", help="paired Wilcoxon test across subjects between two models")
@@ -61,7 +64,7 @@ def _score(args: argparse.Namespace) -> int:
 
     records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
                     device=args.device, backend=args.backend, cache=not args.no_cache, progress=progress.enabled(),
-                    bootstrap=args.bootstrap, permutations=args.permutations)
+                    bootstrap=args.bootstrap, permutations=args.permutations, window=args.window)
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         sys.stdout.write("\n")

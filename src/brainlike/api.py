@@ -21,8 +21,10 @@ SEED = 0
 """Seed of every random draw in scoring (splits, bootstrap, permutations)."""
 
 
-def extract(model: str, stimuli: Any = "natsound165", *, cache: bool = True, progress: bool = True):
-    """Time-averaged activations of one model for a stimulus set (cached).
+def extract(model: str, stimuli: Any = "natsound165", *, cache: bool = True, progress: bool = True,
+            frames: bool = False, rate: float = 25.0, pre: float = 0.5, stop: float = 3.0,
+            layers: Sequence[str] | None = None):
+    """Activations of one model for a stimulus set (cached): time-averaged, or frame-level with ``frames=True``.
 
     Parameters
     ----------
@@ -34,17 +36,32 @@ def extract(model: str, stimuli: Any = "natsound165", *, cache: bool = True, pro
         Read and write the activation cache.
     progress : bool
         Show a progress bar on stderr.
+    frames : bool
+        Frame-level activations on time bins (:func:`brainlike.extract.frames.extract_frames`): each sound run with
+        ``pre`` s of silence before it and silence up to ``stop`` s after onset, frames put on bins of ``rate`` Hz.
+    rate, pre, stop : float
+        Time base of the frames (bins per second, seconds before onset, end of the response window).
+    layers : sequence of str, optional
+        Frames only: restrict to these layers.
 
     Returns
     -------
-    brainlike.extract.Activations
-        ``{layer: (n_stimuli, features)}`` arrays in stimulus order, with the cache key and provenance.
+    brainlike.extract.Activations or brainlike.extract.frames.FrameActivations
+        Time-averaged ``{layer: (n_stimuli, features)}``, or frame-level ``{layer: (n_stimuli, n_bins, features)}``
+        with ``bin_times``; with the cache key and provenance.
     """
     from brainlike.data.stimuli import load_stimulus_set
     from brainlike.extract import extract_activations
     from brainlike.models.registry import load_model
 
     stimulus_set = load_stimulus_set(stimuli) if isinstance(stimuli, (str, Path)) else stimuli
+    if frames:
+        from brainlike.extract.frames import extract_frames
+
+        return extract_frames(load_model(model), stimulus_set, rate=rate, pre=pre, stop=stop, layers=layers,
+                              cache=cache, progress=progress)
+    if layers is not None:
+        raise BrainlikeError("layers= restricts frame-level extraction only (frames=True)")
     return extract_activations(load_model(model), stimulus_set, cache=cache, progress_bar=progress)
 
 

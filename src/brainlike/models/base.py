@@ -56,7 +56,10 @@ class AudioModel(ABC):
         profile's latency is a neural latency only for causal models.
     clip_level_layers : tuple of str
         Layers with one step per clip (pooled embeddings, fully connected heads of a fixed-length input): left out
-        of frame-level extraction.
+        of frame-level extraction (:meth:`forward_padded` need not return them).
+    frame_edge_s : float
+        Seconds of extra silence the frame extractor adds beyond the first and last bin, so that every bin lies
+        between two frame centres (larger for models with long frames or patches).
     """
 
     name: str = ""
@@ -69,6 +72,7 @@ class AudioModel(ABC):
     time_resolved: bool = True
     causal: bool = False
     clip_level_layers: tuple[str, ...] = ()
+    frame_edge_s: float = 0.5
 
     @abstractmethod
     def forward(self, waveforms: np.ndarray) -> Mapping[str, Any]:
@@ -92,7 +96,9 @@ class AudioModel(ABC):
     def run_padded(self, waveforms: np.ndarray, sound: slice) -> dict[str, np.ndarray]:
         """:meth:`forward_padded` with the checks of ``__call__``: ``{layer: float32 (batch, frames, features)}``."""
         waveforms = self._check_batch(waveforms)
-        return self._collect(self.forward_padded(waveforms, sound), len(waveforms))
+        outputs = self.forward_padded(waveforms, sound)
+        timed = [layer for layer in self.layers if layer not in self.clip_level_layers]
+        return self._collect(outputs, len(waveforms), timed)
 
     def forward_padded(self, waveforms: np.ndarray, sound: slice) -> Mapping[str, Any]:
         """Activations of sounds embedded in silence (frame-level extraction).
@@ -131,9 +137,10 @@ class AudioModel(ABC):
             raise ModelError(f"{self.name}: waveforms must be (batch, samples), got shape {waveforms.shape}")
         return waveforms
 
-    def _collect(self, outputs: Mapping[str, Any], batch: int) -> dict[str, np.ndarray]:
+    def _collect(self, outputs: Mapping[str, Any], batch: int,
+                 layers: list[str] | None = None) -> dict[str, np.ndarray]:
         activations: dict[str, np.ndarray] = {}
-        for layer in self.layers:
+        for layer in self.layers if layers is None else layers:
             if layer not in outputs:
                 raise ModelError(f"{self.name}: forward() did not return layer {layer!r}")
             activations[layer] = _to_numpy(outputs[layer], self.name, layer, batch)

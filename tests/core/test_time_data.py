@@ -272,6 +272,19 @@ def test_every_ecog_file_is_fetchable_from_the_pinned_commit():
 # ---------------------------------------------------------------------------------------------- scoring
 
 
+def test_time_averaged_view_of_a_time_resolved_dataset():
+    from brainlike.api import _time_averaged
+
+    data = _timed(np.random.default_rng(10).standard_normal((6, 75, 2)), np.arange(75) / 25.0)
+    averaged, keys = _time_averaged(data, None, time_resolved_protocol=False)
+    assert keys == {"window": "0:2"} and averaged.attrs["time_bins_averaged"] == 50
+    averaged, keys = _time_averaged(data, "1:2.5", time_resolved_protocol=False)
+    assert keys == {"window": "1:2.5"} and averaged.attrs["time_bins_averaged"] == 38
+    same, keys = _time_averaged(data, None, time_resolved_protocol=True)
+    assert same is data and keys == {}
+
+
+@pytest.mark.slow
 def test_score_time_resolved_dataset_under_time_averaged_protocols(ecog_root, tmp_path):
     run = subprocess.run([sys.executable, "-m", "brainlike", "-q", "score", "random-features", "--dataset",
                           "ecog-nh2022-hypothesis", "--json", "--window", "0.5:1.5"], capture_output=True, text=True)

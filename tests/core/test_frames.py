@@ -14,7 +14,7 @@ import soundfile as sf
 from brainlike.data.stimuli import load_stimulus_folder
 from brainlike.errors import ModelError, ProtocolError, UnknownNameError
 from brainlike.extract.frames import (FrameStore, bin_starts, binning_matrix, extract_frames, frames_of_clips)
-from brainlike.models.base import FrameGrid
+from brainlike.models.base import AudioModel, FrameGrid
 from brainlike.models.registry import load_model
 
 SR = 16000
@@ -182,6 +182,24 @@ def test_model_without_time_axis_and_bad_requests(click_folder, tmp_path):
         with pytest.raises(ProtocolError):
             extract_frames("melspec", stimuli, store=store, **bad)
     assert not store.root.exists() or not any(store.root.rglob("*"))
+
+
+class _BreaksOnLoudClips(AudioModel):
+    """A tiny real model whose frames turn NaN for loud clips (bad-input path: nothing may be cached)."""
+
+    name, sample_rate, layers = "breaks", SR, ["rms"]
+
+    def forward(self, waveforms):
+        frames = np.sqrt(np.mean(waveforms.reshape(len(waveforms), -1, 160) ** 2, axis=2))[..., None]
+        return {"rms": np.where(frames.max(axis=1, keepdims=True) > 0.075, np.nan, frames)}  # click: 0.087
+
+
+def test_failing_extraction_caches_nothing(click_folder, tmp_path):
+    stimuli = load_stimulus_folder(click_folder)  # every clip holds a 0.9 click
+    store = FrameStore(tmp_path / "c")
+    with pytest.raises(ModelError, match="NaN or Inf frames"):
+        extract_frames(_BreaksOnLoudClips(), stimuli, store=store, progress=False)
+    assert list(store.root.rglob("*")) == []
 
 
 def test_extract_frames_cli(click_folder, tmp_path):

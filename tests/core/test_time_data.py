@@ -83,6 +83,15 @@ def test_nan_bin_is_an_error_but_a_missing_repetition_is_not():
         _timed(values, np.arange(5) / 10.0)
 
 
+def test_unknown_stimulus_names_are_said_and_missing_ones_are_errors(caplog):
+    data = _timed(np.random.default_rng(11).standard_normal((6, 4, 2)), np.arange(4) / 10.0)
+    with caplog.at_level("WARNING"):
+        aligned = data.align_to(STIMULI[:4])
+    assert aligned.stimulus_ids == STIMULI[:4] and "2 stimulus name(s) not in the stimulus set" in caplog.text
+    with pytest.raises(DataError, match="no responses for 1 stimulus name"):
+        data.align_to(STIMULI + ["stim99_other"])
+
+
 def test_window_parsing_and_empty_windows():
     assert parse_window("0:2") == (0.0, 2.0) and parse_window("-0.1:0.5") == (-0.1, 0.5)
     for bad in ("2", "a:b", "2:1", "1:1"):

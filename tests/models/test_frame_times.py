@@ -83,3 +83,29 @@ def test_causality_and_clip_level_layers_are_declared():
     assert load_model("cochcnn9@random").clip_level_layers == ("relufc",)
     assert not load_model("spectrotemporal").time_resolved
     assert not load_model("hf:random/clap?preset=tiny").time_resolved
+
+
+def test_resemblyzer_level_is_measured_on_the_sound_alone():
+    import torch
+
+    from brainlike.models.zoo.resemblyzer import normalize_volume
+
+    sound = torch.from_numpy((np.random.default_rng(0).standard_normal(8000) * 0.003).astype(np.float32))[None]
+    padded = torch.nn.functional.pad(sound, (16000, 16000))
+    alone = normalize_volume(sound)
+    embedded = normalize_volume(padded, padded[:, 16000:24000])
+    torch.testing.assert_close(embedded[:, 16000:24000], alone)
+    assert float(normalize_volume(padded).abs().max()) > 1.5 * float(alone.abs().max())  # whole-input level differs
+
+
+@pytest.mark.slow
+def test_hf_feature_normalisation_uses_the_sound_alone():
+    """wav2vec2's extractor normalises each clip to zero mean, unit variance: in frames, the sound is normalised
+    alone, so the amount of silence around it does not change its frames (a whole-input variance would: 3x here)."""
+    model = load_model("hf:random/wav2vec2?preset=tiny")
+    assert model.extractor.do_normalize
+    sound = (np.random.default_rng(1).standard_normal(8000) * 0.1 + 0.02).astype(np.float32)
+    short = frames_of_clips(model, [sound], rate=100.0, pre=0.1, stop=0.6, layers=["features"])["features"][0]
+    long = frames_of_clips(model, [sound], rate=100.0, pre=0.3, stop=1.6, layers=["features"])["features"][0]
+    np.testing.assert_allclose(long[30 + 2:30 + 48], short[10 + 2:10 + 48], rtol=1e-4, atol=1e-5)
+    assert model.extractor.do_normalize  # restored after the padded run

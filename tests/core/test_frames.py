@@ -158,6 +158,25 @@ def test_cache_round_trip_float16_and_keys(click_folder, tmp_path):
     assert any(row["status"] == "corrupt" for row in store.verify())
 
 
+def test_frame_cache_keys_change_with_the_frames_version(click_folder, tmp_path):
+    """A model whose frames (``frame_times``, ``forward_padded``) change bumps ``frames_version``: every layer key
+    changes and the old entries are not read; version 1 (the default) leaves the keys as they were."""
+    stimuli = load_stimulus_folder(click_folder)
+    store = FrameStore(tmp_path / "cache")
+    options = {"rate": 25.0, "pre": 0.2, "stop": 1.5, "layers": ["mfcc20"], "store": store, "progress": False}
+    model = load_model("melspec")
+    first = extract_frames(model, stimuli, **options)
+    assert model.frames_version == 1 and "frames_version" not in first.info["key_parts"]
+    model.frames_version = 2
+    bumped = extract_frames(model, stimuli, **options)
+    assert not bumped.from_cache and bumped.info["key_parts"]["frames_version"] == 2
+    assert bumped.key != first.key and bumped.info["layer_keys"]["mfcc20"] != first.info["layer_keys"]["mfcc20"]
+    np.testing.assert_array_equal(bumped.arrays["mfcc20"], first.arrays["mfcc20"])  # same frames, new entry
+    model.frames_version = 1
+    again = extract_frames(model, stimuli, **options)
+    assert again.from_cache and again.info["layer_keys"] == first.info["layer_keys"]
+
+
 def test_frames_on_the_real_stimuli_with_the_null_control(data_root, tmp_path):
     from brainlike.data.stimuli import load_natsound165
 

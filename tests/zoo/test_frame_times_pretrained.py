@@ -1,5 +1,7 @@
 """Frame times of pretrained zoo models, checked with a click (installed weights; ``-m zoo``): the response of an
-input-side layer peaks within one frame hop of the click (learned kernels need not be symmetric), binned at 200 Hz."""
+input-side layer peaks within one frame hop of the click (learned kernels need not be symmetric), binned at 200 Hz;
+and, for Tempo-CNN, musicnn, NSNet2 and DNSMOS, the frames a click changes are centred on it within a sample
+(tests/zoo/conftest.py's ``click_support``; the same cases pass with the random twins)."""
 
 from __future__ import annotations
 
@@ -34,3 +36,10 @@ def test_pretrained_click_response_is_at_the_click(real_zoo, name, layer, hop, c
     distance = np.linalg.norm(values.astype(np.float64) - values[0], axis=1)
     peak = bin_starts(RATE, PRE, stop)[np.argmax(distance)] + 0.5 / RATE
     assert abs(peak - click) <= hop + 0.5 / RATE + 1e-3, f"{name} {layer}: peak at {peak:.4f} s"
+
+
+@pytest.mark.zoo
+def test_pretrained_click_reaches_frames_centred_on_it(real_zoo, support_case, click_support):
+    name, n_samples, n_sound, clicks = support_case
+    real_zoo(name)
+    click_support(load_model(name), name, n_samples, n_sound, clicks)

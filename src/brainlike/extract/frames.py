@@ -14,8 +14,9 @@ that frame's value and is counted in ``info["held_bins"]``.
 Cache: one entry per layer under ``<BRAINLIKE_CACHE>/frames/<key[:2]>/``: ``<key>.npy`` (n_stimuli, n_bins,
 features), float16 of the values minus their per-feature mean (float32 when that would overflow float16),
 ``<key>.offset.npy`` (the per-feature mean, float32) and the ``<key>.json`` manifest (sha256 of both files) written
-last. The key covers the model (spec, adapter version, weights, preprocessing, sample rate, resampler), the
-stimulus-set checksum, rate, pre, stop, edge, the binning version and the layer. During extraction rows go to a
+last. The key covers the model (spec, adapter version, weights, preprocessing, sample rate, resampler, and its
+``frames_version`` when above 1), the stimulus-set checksum, rate, pre, stop, edge, the binning version and the
+layer. During extraction rows go to a
 float32 scratch file on disk, so memory holds one batch of frames, never the whole set.
 """
 
@@ -342,6 +343,9 @@ def extract_frames(model: AudioModel | str, stimuli: StimulusSet, *, rate: float
     edge = max(EDGE_S, float(getattr(model, "frame_edge_s", EDGE_S)))
     parts = {**model_key_parts(model), "stimuli": stimuli.checksum, "what": "frames", "rate": rate, "pre": pre,
              "stop": stop, "edge": edge, "binning": BINNING_VERSION}
+    frames_version = int(getattr(model, "frames_version", 1))
+    if frames_version != 1:  # only from 2 on, so that the keys of unchanged models stay as they were
+        parts["frames_version"] = frames_version
     keys = {layer: cache_key({**parts, "layer": layer}) for layer in wanted}
     key = cache_key({**parts, "layers": wanted})
     store = store or FrameStore()

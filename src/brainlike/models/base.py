@@ -60,6 +60,9 @@ class AudioModel(ABC):
     frame_edge_s : float
         Seconds of extra silence the frame extractor adds beyond the first and last bin, so that every bin lies
         between two frame centres (larger for models with long frames or patches).
+    frames_version : int
+        Bumped whenever the adapter's frames change (``frame_times``, ``forward_padded``) while its time-averaged
+        output does not; part of the frame cache key from 2 on (so that version 1 keys stay as they were).
     """
 
     name: str = ""
@@ -73,6 +76,7 @@ class AudioModel(ABC):
     causal: bool = False
     clip_level_layers: tuple[str, ...] = ()
     frame_edge_s: float = 0.5
+    frames_version: int = 1
 
     @abstractmethod
     def forward(self, waveforms: np.ndarray) -> Mapping[str, Any]:
@@ -219,12 +223,17 @@ class TorchAudioModel(AudioModel):
         """Torch forward pass on (batch, samples) -> {layer: (batch, time, features)}."""
 
     def forward(self, waveforms: np.ndarray) -> Mapping[str, Any]:
+        return self.torch_call(self.forward_torch, waveforms)
+
+    def torch_call(self, function: Any, waveforms: np.ndarray, *args: Any) -> Any:
+        """``function(batch, *args)`` in eval mode without gradients, ``batch`` the waveforms as a float32 tensor
+        on ``self.device`` (for :meth:`forward_padded` overrides)."""
         import torch
 
         self.module.eval()
         with torch.inference_mode():
             batch = torch.from_numpy(np.ascontiguousarray(waveforms)).to(self.device)
-            return self.forward_torch(batch)
+            return function(batch, *args)
 
 
 def seed_everything_for_init(seed: int) -> Any:

@@ -33,7 +33,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.errors import ModelError
-from brainlike.models.base import TorchAudioModel
+from brainlike.models.base import FrameGrid, TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
 
 NAME = "dnsmos-p808"
@@ -57,15 +57,26 @@ def mel_filters() -> np.ndarray:
     return slaney_filters(SAMPLE_RATE, N_FFT, N_MELS)
 
 
-def log_mel(waveforms: Any) -> Any:
-    """(batch, samples) -> DNSMOS P.808 input (batch, 1 + samples // 160, 120)."""
+def mel_power(waveforms: Any) -> Any:
+    """(batch, samples) -> power mel spectrogram (batch, 120, 1 + samples // 160), centred STFT frames."""
     import torch
 
     window = torch.hann_window(N_FFT, periodic=True, dtype=waveforms.dtype, device=waveforms.device)
     spec = torch.stft(waveforms, N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True)
-    mel = torch.matmul(torch.as_tensor(mel_filters(), device=waveforms.device), spec.real**2 + spec.imag**2)
+    return torch.matmul(torch.as_tensor(mel_filters(), device=waveforms.device), spec.real**2 + spec.imag**2)
+
+
+def log_mel(waveforms: Any, peak: Any = None) -> Any:
+    """(batch, samples) -> DNSMOS P.808 input (batch, 1 + samples // 160, 120).
+
+    ``peak`` (batch, 1, 1): the mel power the dB scale is relative to (default: the clip's own maximum).
+    """
+    import torch
+
+    mel = mel_power(waveforms)
+    peak = mel.amax(dim=(1, 2), keepdim=True) if peak is None else peak
     db = 10 * torch.log10(mel.clamp_min(1e-10))
-    ref = 10 * torch.log10(mel.amax(dim=(1, 2), keepdim=True).clamp_min(1e-10))
+    ref = 10 * torch.log10(peak.clamp_min(1e-10))
     db = torch.maximum(db - ref, torch.full_like(db, -80.0))
     return ((db + 40) / 40).transpose(1, 2)
 
@@ -132,19 +143,37 @@ class DnsmosP808Model(TorchAudioModel):
     preprocessing = {"mel": "slaney120-power-db-ref-max", "n_fft": N_FFT, "hop": HOP, "segment": None}
     batch_size = 8
     hop_seconds = {f"conv{i}": HOP / SAMPLE_RATE * p for i, p in zip(range(1, 6), (2, 4, 4, 8, 8))}
+    causal = False  # centred 20 ms STFT frames, centred 3 x 3 convolutions, dB relative to the clip's maximum
+    clip_level_layers = ("dense1", "dense2")  # after global max pooling
+    frames_version = 2
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
         from brainlike.models.zoo.store import sha256_file
 
         init_module(self, NAME, _build_network, weights, weights_id, load_state, lambda: sha256_file(weights))
 
-    def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
-        raw = self.module(log_mel(waveforms))
+    def forward_torch(self, waveforms: Any, peak: Any = None) -> Mapping[str, Any]:
+        raw = self.module(log_mel(waveforms, peak))
         out = {layer: raw[layer] for layer in ("dense1", "dense2")}
         for i in range(1, 6):
             value = raw[f"conv{i}"]  # (batch, channels, time, mels)
             out[f"conv{i}"] = value.permute(0, 2, 1, 3).flatten(2)
         return out
+
+    def forward_padded(self, waveforms: np.ndarray, sound: slice) -> Mapping[str, Any]:
+        """Sounds in silence, in dB relative to the maximum mel power of the sound alone (the silence sits at the
+        -80 dB floor either way)."""
+        return self.torch_call(lambda batch: self.forward_torch(
+            batch, mel_power(batch[:, sound]).amax(dim=(1, 2), keepdim=True)), waveforms)
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Mel frame f is centred on sample 160 f (centred STFT); the 3 x 3 convolutions (padding 1) keep the grid
+        and each 2 x 2 max pooling (after conv1, conv2 and conv4; the layers are taken after it) puts step j
+        between the two frames it reads."""
+        grid = FrameGrid(0.0, HOP)
+        for i in range(1, int(layer[4]) + 1):
+            grid = grid.conv(2, 2) if i in POOL_AFTER else grid
+        return grid.times(n_frames, self.sample_rate)
 
     def p808_mos(self, waveform: np.ndarray) -> float:
         """speechmos's P.808 MOS of a 16 kHz clip: repeated to >= 9.01 s, 9.01 s segments every 1 s, mean."""
@@ -253,6 +282,10 @@ class DnsmosP835Model(TorchAudioModel):
     preprocessing = {"frames": "320/160 no padding", "features": "learned-stft-log10-power", "segment": None}
     batch_size = 4
     hop_seconds = {layer: HOP / SAMPLE_RATE * (1, 1, 1, 1, 1, 2, 4, 8)[i] for i, layer in enumerate(P835_LAYERS[:8])}
+    causal = False  # the 3 x 3 convolutions read the next frame (``logpow`` alone is frame-local: layer_causal)
+    clip_level_layers = ("dense1", "dense2", "scores")  # after global max pooling
+    frames_version = 2
+    # No per-sound normalisation (a learned projection and log power frame by frame): no forward_padded override.
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
         from brainlike.models.zoo.store import sha256_file
@@ -266,6 +299,19 @@ class DnsmosP835Model(TorchAudioModel):
         for i in range(1, 8):
             out[f"conv{i}"] = raw[f"conv{i}"].permute(0, 2, 1, 3).flatten(2)
         return out
+
+    def layer_causal(self, layer: str) -> bool:
+        """``logpow``: each frame reads its own 20 ms (10 ms after its centre); the convolutions read ahead."""
+        return layer == "logpow"
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Frame t reads samples 160 t ... 160 t + 319: centre 160 t + 159.5; the 3 x 3 convolutions (padding 1)
+        keep the grid; conv5, conv6, conv7 follow one, two, three 2 x 2 max poolings (after conv4, conv5, conv6),
+        each putting step j between the two steps it reads."""
+        grid = FrameGrid().conv(2 * HOP, HOP)
+        for i in sorted(P835_POOL_AFTER):
+            grid = grid.conv(2, 2) if layer != "logpow" and i < int(layer[4]) else grid
+        return grid.times(n_frames, self.sample_rate)
 
     def p835_mos(self, waveform: np.ndarray) -> dict[str, float]:
         """speechmos's SIG, BAK, OVR MOS of a 16 kHz clip (repeated 9.01 s segments, polynomial maps, mean)."""

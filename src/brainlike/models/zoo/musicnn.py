@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.errors import ModelError
-from brainlike.models.base import TorchAudioModel
+from brainlike.models.base import FrameGrid, TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
 from brainlike.models.zoo.tempocnn import keras_same_pad
 
@@ -96,6 +96,21 @@ def log_mel(waveforms: Any) -> Any:
     power = spec.real**2 + spec.imag**2
     mel = torch.matmul(torch.as_tensor(mel_filters(), device=waveforms.device), power).transpose(1, 2)
     return torch.log10(10000 * mel.half().float() + 1)
+
+
+def vgg_patch_grid(layer: str) -> tuple[FrameGrid, int]:
+    """Grid (input samples, from the start of a 187-frame patch) of a VGG layer and its rows per patch.
+
+    3 x 3 "same" convolutions keep the grid; each max pooling (time kernel 4, 2, 2, 2, 4; stride 2, 2, 2, 2, 4; no
+    padding, a remainder dropped) puts row r between the rows it reads. ``taggram`` (dense over pool5's two rows):
+    the middle of what pool5 reads (frame 64.5; frames 129-186 of a patch reach no pool5 row).
+    """
+    grid, rows = FrameGrid(0.0, HOP), PATCH
+    for i, ((kernel, _), (stride, _)) in enumerate(VGG_POOLS, start=1):
+        grid, rows = grid.conv(kernel, stride), (rows - kernel) // stride + 1
+        if layer == f"pool{i}":
+            return grid, rows
+    return grid.blocks(rows, rows), 1
 
 
 def _build_network(architecture: str, n_classes: int = 50) -> Any:
@@ -232,12 +247,20 @@ class MusicnnModel(TorchAudioModel):
     sample_rate = SAMPLE_RATE
     adapter_version = 1
     batch_size = 8
+    causal = False  # centred 32 ms STFT frames and centred convolutions (the temporal ones span 0.5-2 s)
+    frames_version = 2
+    # No per-sound normalisation (log compression frame by frame, batch norms with stored statistics):
+    # forward_padded needs no override.
 
     def __init__(self, name: str, weights: Path | None = None, weights_id: str | None = None) -> None:
         from brainlike.models.zoo.store import sha256_file
 
         self.architecture = CHECKPOINTS[name][1]
         self.layers = list(MUSICNN_LAYERS if self.architecture == "musicnn" else VGG_LAYERS)
+        if self.architecture == "musicnn":
+            self.clip_level_layers = tuple(MUSICNN_LAYERS[5:])  # pooled over the whole clip
+        else:
+            self.frame_edge_s = 2.0  # taggram: one step per 3 s patch, centred 1.03 s into it
         self.preprocessing = {"mel": "slaney96-power-float16-log10(10000x+1)", "n_fft": N_FFT, "hop": HOP,
                               "patch": None if self.architecture == "musicnn" else PATCH}
         init_module(self, name, lambda: _build_network(self.architecture), weights, weights_id,
@@ -264,6 +287,23 @@ class MusicnnModel(TorchAudioModel):
             value = value.permute(0, 2, 1, 3).reshape(batch, n_patches * steps, channels * bins)
             out[layer] = value[:, : max(1, -(-frames * steps // PATCH))]
         return out
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Mel frame f is centred on sample 256 f (centred STFT).
+
+        musicnn: ``timbral`` (7-frame convs padded 3 each side) at frame f; ``temporal`` (Keras "same" convs of
+        128, 64, 32 frames: step j reads ``j - (k/2 - 1) ... j + k/2``) half a frame later; ``cnn1``-``cnn3`` read
+        both through centred 7-frame convs and residual sums: the middle of what they read is the temporal branch's,
+        half a frame after f. VGG: patch p starts at frame 187 p; its rows follow :func:`vgg_patch_grid`.
+        """
+        if self.architecture == "musicnn":
+            grid = FrameGrid(0.0, HOP)
+            if layer != "timbral":
+                grid = grid.conv(128, 1, 63)
+            return grid.times(n_frames, self.sample_rate)
+        grid, rows = vgg_patch_grid(layer)
+        k = np.arange(n_frames)
+        return (PATCH * HOP * (k // rows) + grid.offset + grid.hop * (k % rows)) / float(self.sample_rate)
 
 
 def nn_pad_time(x: Any, extra: int) -> Any:

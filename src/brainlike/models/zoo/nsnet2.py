@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.errors import ModelError
-from brainlike.models.base import TorchAudioModel
+from brainlike.models.base import FrameGrid, TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
 
 NAME = "nsnet2"
@@ -120,6 +120,9 @@ class NSNet2Model(TorchAudioModel):
     preprocessing = {"features": "log10-power", "window": "sqrt-hanning-320", "hop": HOP, "framing": "no-delay"}
     batch_size = 8
     hop_seconds = {layer: HOP / SAMPLE_RATE for layer in LAYERS}
+    causal = True  # frame m reads its own 20 ms window (10 ms after its centre); the GRUs run forward in time
+    frames_version = 2
+    # No per-sound normalisation (log power frame by frame): forward_padded needs no override.
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
         from brainlike.models.zoo.store import sha256_file
@@ -128,6 +131,10 @@ class NSNet2Model(TorchAudioModel):
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         return self.module(log_power(waveforms))
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Frame m reads samples 160 m ... 160 m + 319 (no delay framing): centre 160 m + 159.5, every layer."""
+        return FrameGrid().conv(WIN, HOP).times(n_frames, self.sample_rate)
 
 
 register_zoo_model(NAME, NSNet2Model,

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.errors import ModelError
-from brainlike.models.base import TorchAudioModel
+from brainlike.models.base import FrameGrid, TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
 
 SAMPLE_RATE = 11025
@@ -85,21 +85,42 @@ def mel_spectrogram(waveforms: Any) -> Any:
     return torch.matmul(torch.as_tensor(mel_filters(), device=waveforms.device), spec.abs())
 
 
-def windows(mel: Any, normaliser: str) -> tuple[Any, int]:
-    """Cut (batch, 40, frames) into normalised 256-frame windows (batch * n_windows, 1, 40, 256); also n_windows."""
+def pad_to_windows(mel: Any) -> tuple[Any, int]:
+    """(batch, 40, frames) zero-padded at the end to whole 256-frame windows; also the number of windows."""
     import torch
 
     frames = mel.shape[-1]
     n_windows = max(1, -(-frames // WINDOW))
-    mel = torch.nn.functional.pad(mel, (0, n_windows * WINDOW - frames))
-    batch = mel.shape[0]
-    flat = mel.reshape(batch, -1).double()
+    return torch.nn.functional.pad(mel, (0, n_windows * WINDOW - frames)), n_windows
+
+
+def window_statistics(mel: Any, normaliser: str) -> tuple[Any, Any]:
+    """(shift, scale), float64 (batch, 1), of a clip's mel (batch, 40, frames) padded to whole windows: (0, maximum)
+    for ``max``; (mean, standard deviation) for ``std``; a constant clip gets (0, 1)."""
+    import torch
+
+    flat = pad_to_windows(mel)[0].reshape(mel.shape[0], -1).double()
     if normaliser == "max":
         peak = flat.amax(dim=1, keepdim=True)
-        flat = flat / torch.where(peak != 0, peak, torch.ones_like(peak))
+        return torch.zeros_like(peak), torch.where(peak != 0, peak, torch.ones_like(peak))
+    std = flat.std(dim=1, unbiased=False, keepdim=True)
+    mean = flat.mean(dim=1, keepdim=True)
+    return torch.where(std != 0, mean, torch.zeros_like(mean)), torch.where(std != 0, std, torch.ones_like(std))
+
+
+def windows(mel: Any, normaliser: str, statistics: tuple[Any, Any] | None = None) -> tuple[Any, int]:
+    """Cut (batch, 40, frames) into normalised 256-frame windows (batch * n_windows, 1, 40, 256); also n_windows.
+
+    ``statistics``: the (shift, scale) to normalise with (default: the clip's own, :func:`window_statistics`).
+    """
+    mel, n_windows = pad_to_windows(mel)
+    batch = mel.shape[0]
+    flat = mel.reshape(batch, -1).double()
+    shift, scale = window_statistics(mel, normaliser) if statistics is None else statistics
+    if normaliser == "max":
+        flat = flat / scale
     else:
-        std = flat.std(dim=1, unbiased=False, keepdim=True)
-        flat = torch.where(std != 0, (flat - flat.mean(dim=1, keepdim=True)) / std, flat).half()
+        flat = ((flat - shift) / scale).half()
     data = flat.float().reshape(batch, N_MELS, n_windows, WINDOW).permute(0, 2, 1, 3)
     return data.reshape(batch * n_windows, 1, N_MELS, WINDOW), n_windows
 
@@ -284,6 +305,33 @@ def layer_names(architecture: str) -> list[str]:
     return ["conv0", "conv2", "conv1x1", "output"]
 
 
+def clip_level_layer_names(architecture: str) -> tuple[str, ...]:
+    """Layers with one step per 256-frame window (11.9 s, longer than a stimulus with its padding)."""
+    return ("dense1", "dense2", "output") if architecture == "cnn" else ("output",)
+
+
+def layer_grid(architecture: str, layer: str) -> FrameGrid:
+    """Frame grid (input samples) of a convolution layer; windows join without a gap (256 frames every 256).
+
+    Spectrogram frame f is centred on sample 512 f (centred STFT). Keras "same" convolutions keep the grid for odd
+    (dilated) kernel extents and move it by half a frame for even ones (output j reads ``j - (k/2 - 1) ... j + k/2``):
+    the multi-filter modules of ``cnn`` (kernels 32 ... 256, every branch the same half frame) and ShallowTemp's
+    256-frame ``conv2``. 2 x 2 max pooling (DeepTemp, DeepSquare; before conv2, conv4 ... conv10, and 1 x 2 before
+    ``conv1x1``) halves the frame rate; a pooled step covers two frames and sits between them. The mel-axis pooling of
+    ``cnn`` and ``fcn`` leaves the time axis alone.
+    """
+    grid = FrameGrid(0.0, HOP)
+    if architecture == "cnn" and layer[4] in "4567":
+        for _ in range(int(layer[4]) - 3):
+            grid = grid.conv(MULTI_KERNELS[0], 1, (MULTI_KERNELS[0] - 1) // 2)
+    elif architecture in ("deeptemp", "deepsquare"):
+        for _ in range(6 if layer == "conv1x1" else int(layer[4:]) // 2):
+            grid = grid.conv(2, 2)
+    elif architecture == "shallowtemp" and layer != "conv0":
+        grid = grid.conv(WINDOW, 1, (WINDOW - 1) // 2)
+    return grid
+
+
 def read_keras_h5(path: Path) -> list[tuple[str, list[np.ndarray]]]:
     """``[(layer name, [weight arrays])]`` for every Keras layer with weights, in the file's layer order (h5py)."""
     import h5py
@@ -352,6 +400,8 @@ class TempoCNNModel(TorchAudioModel):
     sample_rate = SAMPLE_RATE
     adapter_version = 1
     batch_size = 8
+    causal = False  # centred 93 ms STFT frames, "same" convolutions, normalisation over the whole clip
+    frames_version = 2
 
     def __init__(self, name: str, weights: Path | None = None, weights_id: str | None = None) -> None:
         from brainlike.models.zoo.store import sha256_file
@@ -359,6 +409,9 @@ class TempoCNNModel(TorchAudioModel):
         variant = VARIANTS[name]
         self.variant = variant
         self.layers = layer_names(variant.architecture)
+        self.clip_level_layers = clip_level_layer_names(variant.architecture)
+        if variant.architecture in ("deeptemp", "deepsquare"):
+            self.frame_edge_s = 1.6  # conv1x1: one step per 64 frames (2.97 s), the first centred 1.46 s in
         self.preprocessing = {"mel": "slaney40-20-5000-magnitude", "n_fft": N_FFT, "hop": HOP, "window": WINDOW,
                               "window_hop": WINDOW, "normaliser": variant.normaliser}
         init_module(self, name, lambda: _build_network(variant.architecture, variant.width), weights, weights_id,
@@ -374,10 +427,10 @@ class TempoCNNModel(TorchAudioModel):
             return {**pools, "conv1x1": 64}
         return {layer: 1 for layer in self.layers if layer.startswith("conv")}
 
-    def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
+    def forward_torch(self, waveforms: Any, statistics: tuple[Any, Any] | None = None) -> Mapping[str, Any]:
         mel = mel_spectrogram(waveforms)
         frames = mel.shape[-1]
-        data, n_windows = windows(mel, self.variant.normaliser)
+        data, n_windows = windows(mel, self.variant.normaliser, statistics)
         raw = self.module(data)
         batch = waveforms.shape[0]
         pools = self._time_pools()
@@ -391,6 +444,19 @@ class TempoCNNModel(TorchAudioModel):
             value = value.permute(0, 3, 1, 2).reshape(batch, n_windows * steps, channels * height)
             out[layer] = value[:, : max(1, -(-frames // pools[layer]))]
         return out
+
+    def forward_padded(self, waveforms: np.ndarray, sound: slice) -> Mapping[str, Any]:
+        """Sounds in silence, normalised with the statistics of the sound alone (its mel padded to whole windows,
+        as :meth:`forward` computes them): the silence around it, normalised with them, is what zero-padding the
+        sound's own last window gives."""
+        return self.torch_call(lambda batch: self.forward_torch(
+            batch, window_statistics(mel_spectrogram(batch[:, sound]), self.variant.normaliser)), waveforms)
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Convolution layers: :func:`layer_grid` (the cropped frames are the first ones of that grid)."""
+        if layer in self.clip_level_layers:
+            return super().frame_times(layer, n_frames, n_samples)
+        return layer_grid(self.variant.architecture, layer).times(n_frames, self.sample_rate)
 
 
 def _factory(name: str):

@@ -23,15 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="bootstrap CIs (over stimuli and subjects) for the overall regression score")
     p.add_argument("--permutations", type=int, default=0, metavar="N",
                    help="permutation null (shuffled stimulus labels) for the overall regression score")
+    p.add_argument("--normalise", default=None, metavar="METHOD", choices=["spearman-brown", "ncsnr", "cc-max"],
+                   help="also report regression scores divided by the dataset's noise ceiling (spearman-brown, "
+                        "ncsnr or cc-max; needs repetitions): score_over_ceiling, never clipped")
     p.set_defaults(handler=_score)
-
-    p = subparsers.add_parser("compare", help="paired Wilcoxon test across subjects between two models")
-    p.add_argument("results", help="results folder or records.jsonl with per-subject records")
-    p.add_argument("model_a")
-    p.add_argument("model_b")
-    p.add_argument("--metric", default="regression", choices=["regression", "rsa"])
-    p.add_argument("--selection", default=None, help="layer selection (default: the metric's main one)")
-    p.set_defaults(handler=_compare)
 
     p = subparsers.add_parser("extract", help="extract and cache a model's activations for a stimulus set")
     p.add_argument("models", nargs="+", metavar="MODEL")
@@ -61,7 +56,7 @@ def _score(args: argparse.Namespace) -> int:
 
     records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
                     device=args.device, backend=args.backend, cache=not args.no_cache, progress=progress.enabled(),
-                    bootstrap=args.bootstrap, permutations=args.permutations)
+                    bootstrap=args.bootstrap, permutations=args.permutations, normalise=args.normalise)
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -71,14 +66,6 @@ def _score(args: argparse.Namespace) -> int:
         print_records(records)
         if args.out:
             print(f"results written to {args.out}", file=sys.stderr)
-    return 0
-
-
-def _compare(args: argparse.Namespace) -> int:
-    from brainlike.api import compare
-
-    print(json.dumps(compare(args.results, args.model_a, args.model_b, metric=args.metric,
-                             selection=args.selection)))
     return 0
 
 

@@ -286,10 +286,9 @@ def similarity(*feature_sets: str, metric: str = "cka", stimuli: str | None = No
 
 def _load_dataset_or_none(spec: str):
     """The neural dataset ``spec`` names (a registered name or a data file), or None for a model spec."""
-    from brainlike.data.neural import DATASETS, _discover, load_dataset
+    from brainlike.data.neural import list_datasets, load_dataset
 
-    _discover()
-    if spec in DATASETS or spec.endswith((".nc", ".npz")):
+    if spec.endswith((".nc", ".npz")) or spec in {row["name"] for row in list_datasets()}:
         return load_dataset(spec)
     return None
 

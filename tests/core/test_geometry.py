@@ -261,6 +261,12 @@ def test_cli_similarity_model_vs_itself_and_vs_the_dataset(data_root, tmp_path, 
     assert (out / "similarity-cka.png").stat().st_size > 1000
     with xr.open_dataset(out / "detail-similarity.nc", engine="h5netcdf") as ds:
         assert ds["similarity"].shape == (3, 3)
+    from brainlike.report import make_report
+
+    report = make_report(out)
+    assert any(slug.startswith("similarity") for slug in report.slugs)
+    assert "Representational similarity" in report.html.read_text()
+    assert not any(slug.startswith("ranking") for slug in report.slugs)  # similarity records are not scores
     assert main(["-q", "similarity", "melspec", "nh2015-components", "--metric", "rsa", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert len(records) == 3 and all(r["model_b"] == "nh2015-components" and r["layer_b"] is None for r in records)

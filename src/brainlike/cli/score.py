@@ -51,12 +51,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    import warnings
+
     from brainlike import progress
+    from brainlike.align.ceilings import CeilingWarning
     from brainlike.api import score
 
-    records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
-                    device=args.device, backend=args.backend, cache=not args.no_cache, progress=progress.enabled(),
-                    bootstrap=args.bootstrap, permutations=args.permutations, normalise=args.normalise)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CeilingWarning)
+        records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
+                        device=args.device, backend=args.backend, cache=not args.no_cache,
+                        progress=progress.enabled(), bootstrap=args.bootstrap, permutations=args.permutations,
+                        normalise=args.normalise)
+    for warning in caught:
+        if issubclass(warning.category, CeilingWarning):
+            print(f"brainlike: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         sys.stdout.write("\n")

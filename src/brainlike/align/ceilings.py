@@ -228,6 +228,9 @@ def noise_ceiling(dataset, method: str = "ncsnr") -> Ceilings:
     """
     if method not in METHODS:
         raise ProtocolError(f"unknown ceiling method {method!r}; choose from {', '.join(METHODS)}")
+    if getattr(dataset, "time_resolved", False):
+        raise DataError(f"{dataset.name} is time-resolved: noise ceilings are computed on time-averaged responses "
+                        "(score it with --window, or average it first)")
     if method == "loso":
         return _loso(dataset)
     values = np.asarray(dataset.responses.values, dtype=np.float64)  # (S, T, R)

@@ -354,7 +354,11 @@ def comparison_inputs(results, models: Sequence[str], dataset: str | None = None
     name = detail.attrs.get("dataset")
     if not name:
         raise DataError("the results' detail does not name its dataset")
-    neural = load_dataset(str(name)).align_to([str(s) for s in detail["stimulus"].values])
+    if tuple(detail["predictions"].dims) != ("model", "stimulus", "target"):
+        raise ProtocolError(f"compare needs pooled predictions (model, stimulus, target); these have dims "
+                            f"{tuple(detail['predictions'].dims)} (time-resolved protocols are not compared yet)")
+    neural = _time_averaged_as_scored(load_dataset(str(name)), results, models)
+    neural = neural.align_to([str(s) for s in detail["stimulus"].values])
     targets = [str(t) for t in detail["target"].values]
     index = {t: i for i, t in enumerate(neural.target_names)}
     missing = [t for t in targets if t not in index]
@@ -369,6 +373,19 @@ def comparison_inputs(results, models: Sequence[str], dataset: str | None = None
     selection = next((r.get("selection") for r in results if r.get("metric") == "regression"
                       and r.get("model") in models and r.get("dataset") == name), None)
     return ComparisonInputs(detail, neural, responses, subjects, protocol, selection)
+
+
+def _time_averaged_as_scored(neural, results, models: Sequence[str]):
+    """A time-resolved dataset averaged over the window its time-averaged scores used (records' ``window``)."""
+    if not getattr(neural, "time_resolved", False):
+        return neural
+    from brainlike.data.neural import parse_window
+
+    window = next((r.get("window") for r in results if r.get("model") in models and r.get("window")), None)
+    if window is None:
+        raise ProtocolError(f"{neural.name} is time-resolved and the records name no averaging window")
+    start, stop = parse_window(window)
+    return neural.window_average(float(start), float(stop))
 
 
 def _check_scores(detail: xr.Dataset, models: Sequence[str], responses: np.ndarray) -> None:

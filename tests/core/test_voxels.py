@@ -55,14 +55,15 @@ def test_loo_alpha_choice_equals_sklearn_ridgecv(width):
 
 
 def test_loo_alpha_ties_go_to_the_smaller_alpha():
-    """Tiny alphas (far below every eigenvalue) give identical LOO errors: the smallest of them is chosen."""
+    """Alphas far below every eigenvalue (least squares) or far above (the training mean) give identical LOO errors:
+    the smallest alpha of the tie is chosen, also when the tie is not at the start of the grid."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((40, 10))
-    y = x @ rng.standard_normal((10, 3)) + rng.standard_normal((40, 3))
-    alphas = np.array([1e-30, 1e-20, 1e-12])  # all equivalent to ordinary least squares
+    signal = x @ rng.standard_normal(10) + 0.1 * rng.standard_normal(40)  # best fitted by least squares
+    noise = rng.standard_normal(40)  # best predicted by the training mean
+    alphas = np.array([1e-30, 1e-20, 1e-12, 1.0, 1e20, 1e30, 1e40])
     solver = LooSolver(gram_matrix(x), np.arange(40), NumpyBackend())
-    np.testing.assert_array_equal(solver.best_alphas(y, alphas), 1e-30)
-    np.testing.assert_array_equal(solver.best_alphas(y, alphas[::-1]), 1e-12)  # first in the given order
+    np.testing.assert_array_equal(solver.best_alphas(np.stack([signal, noise], 1), alphas), [1e-30, 1e20])
 
 
 def _planted(seed=0, n_vox=60, reliability=0.6):

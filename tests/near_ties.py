@@ -41,7 +41,8 @@ def assert_picks_near_best(chosen: np.ndarray, reference: np.ndarray, scores: np
         shortfall = (scores[rows, picks] - best) * (1 if lower_is_better else -1)
         bad = np.flatnonzero(shortfall > allowed)
         assert bad.size == 0, (f"{name} pick scores worse than the best by more than rtol={rtol:g}, atol={atol:g} "
-                               f"for targets {bad.tolist()}: shortfall {shortfall[bad].tolist()}, best {best[bad].tolist()}")
+                               f"for targets {bad.tolist()}: shortfall {shortfall[bad].tolist()}, "
+                               f"best {best[bad].tolist()}")
     near = near_tie_targets(scores, rtol, atol=atol, lower_is_better=lower_is_better)
     clear = ~near
     assert np.array_equal(chosen[clear], reference[clear]), (

@@ -69,6 +69,7 @@ def slow_ceilings(y: np.ndarray) -> tuple[float, float, float]:
     return ncsnr, cc_max, reps * r / (1 + (reps - 1) * r)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("reps", [3, 4])
 def test_vectorised_estimators_match_a_slow_loop(reps):
     rng = np.random.default_rng(reps)

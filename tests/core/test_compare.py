@@ -56,6 +56,7 @@ def test_resampled_and_swapped_scores_match_slow_loops():
         np.testing.assert_allclose(fast_b[k], pooled_r2(np.where(swap, pa, pb), y), atol=1e-10)
 
 
+@pytest.mark.numerics
 def test_compare_pair_matches_a_slow_permutation_and_bootstrap():
     rng = np.random.default_rng(2)
     n, t = 60, 3

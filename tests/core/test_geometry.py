@@ -59,6 +59,7 @@ def song_hsic(k: np.ndarray, l: np.ndarray) -> float:
     return value / (n * (n - 3))
 
 
+@pytest.mark.numerics
 def test_debiased_cka_matches_song_et_al():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((30, 50))
@@ -75,6 +76,7 @@ def test_debiased_cka_is_near_zero_for_independent_wide_features():
     assert abs(g.debiased_cka(x, y)) < 0.02
 
 
+@pytest.mark.numerics
 def test_procrustes_matches_scipy_orthogonal_procrustes():
     rng = np.random.default_rng(4)
     for p, q in ((10, 10), (6, 11)):
@@ -96,6 +98,7 @@ def feature_space_whitening(x: np.ndarray, w: float) -> np.ndarray:
     return xc @ ((1 - w) * np.eye(x.shape[1]) + w * scale * (vectors / np.sqrt(values)) @ vectors.T)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("w", [0.3, 0.8])
 def test_partial_whitening_matches_feature_space_reference(w):
     rng = np.random.default_rng(5)
@@ -106,6 +109,7 @@ def test_partial_whitening_matches_feature_space_reference(w):
     assert g.procrustes_distance(x, y, whiten=w) == pytest.approx(expected, abs=1e-10)
 
 
+@pytest.mark.numerics
 def test_full_whitening_is_the_mean_canonical_correlation_and_refused_when_wide():
     rng = np.random.default_rng(6)
     x, y = rng.standard_normal((80, 6)), rng.standard_normal((80, 6)) + 0.5 * rng.standard_normal((80, 1))
@@ -138,6 +142,7 @@ def slow_cv_procrustes(x: np.ndarray, y: np.ndarray, folds: np.ndarray, w: float
     return float(np.arccos(num / np.sqrt(den_x * den_y)))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("w", [0.0, 0.5])
 def test_cross_validated_procrustes_matches_a_slow_loop(w):
     rng = np.random.default_rng(7)
@@ -171,6 +176,7 @@ def test_rsa_matches_rsatoolbox():
     assert g.rsa_matrix([x], [y])[0, 0] == pytest.approx(expected, abs=1e-10)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("metric", g.METRICS)
 def test_batched_matrix_equals_pair_by_pair(metric):
     rng = np.random.default_rng(10)

@@ -15,6 +15,10 @@ class ChecksumError(DataError):
     """A file's sha256 does not match the pinned value."""
 
 
+class UnsafeArchiveError(DataError):
+    """An archive holds an absolute path, a ``..`` component, a link or another non-regular member."""
+
+
 class AudioError(DataError):
     """An audio file is unreadable, empty, silent, non-finite or at an unusable rate."""
 

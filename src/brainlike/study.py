@@ -392,10 +392,10 @@ class UnitStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         body = {k: v for k, v in result.items() if k != "detail"}
         if result.get("detail") is not None:
-            _atomic_write(self.detail_path(unit), result["detail"])
+            atomic_write(self.detail_path(unit), result["detail"])
         body["has_detail"] = result.get("detail") is not None
         path = self.path(unit)
-        _atomic_write(path, json.dumps(body, indent=1, allow_nan=False).encode("utf-8"))
+        atomic_write(path, json.dumps(body, indent=1, allow_nan=False).encode("utf-8"))
         return path
 
     def load_detail(self, unit: Unit) -> Any:
@@ -408,9 +408,6 @@ class UnitStore:
         with xr.open_dataset(path, engine="h5netcdf") as dataset:
             return dataset.load()
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    atomic_write(path, data)
 
 
 # --------------------------------------------------------------------------------------------------------------------

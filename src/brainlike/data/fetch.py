@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -19,8 +18,8 @@ from typing import Callable
 
 from brainlike import progress
 from brainlike.config import data_root
-from brainlike.data.checksums import read_sums, sha256_file
 from brainlike.errors import ChecksumError, DataError, UnknownNameError
+from brainlike.integrity import CHUNK, atomic_write_bytes, read_sums, sha256_file
 
 NATSOUND_COMMIT = "b41b99ff620d7997dbf278fc770f58566707726a"
 DEFAULT_BASE = f"https://raw.githubusercontent.com/snormanhaignere/natsound165-neuron2015/{NATSOUND_COMMIT}/"
@@ -95,23 +94,35 @@ def fetch(name: str, dest: str | Path | None = None, show_progress: bool = True,
     return root
 
 
-def download_verified(url: str, target: Path, sha256: str, timeout: float = 60.0) -> None:
-    """Download ``url`` to a temporary file, verify its sha256, then rename it to ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle, urllib.request.urlopen(url, timeout=timeout) as response:
-            shutil.copyfileobj(response, handle)
-        actual = sha256_file(tmp)
-        if actual != sha256:
-            raise ChecksumError(f"download of {url} has sha256 {actual[:12]}..., expected {sha256[:12]}...; "
+def download(url: str, target: Path, sha256: str | None = None, timeout: float = 60.0) -> str:
+    """Download ``url`` to ``target`` atomically; with ``sha256``, only a file with that digest is kept.
+
+    Returns the digest. A failed download or a digest that differs leaves ``target`` as it was (nothing written).
+    """
+    import hashlib
+
+    def write(handle) -> None:
+        digest = hashlib.sha256()
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            while block := response.read(CHUNK):
+                digest.update(block)
+                handle.write(block)
+        digests.append(digest.hexdigest())
+        if sha256 is not None and digests[0] != sha256.lower():
+            raise ChecksumError(f"download of {url} has sha256 {digests[0][:12]}..., expected {sha256[:12]}...; "
                                 "nothing was written")
-        os.replace(tmp, target)
+
+    digests: list[str] = []
+    try:
+        atomic_write_bytes(target, write)
     except (urllib.error.URLError, OSError) as exc:
         raise DataError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return digests[0]
+
+
+def download_verified(url: str, target: Path, sha256: str, timeout: float = 60.0) -> None:
+    """Download ``url``, verify its sha256, and only then let it appear as ``target``."""
+    download(url, target, sha256, timeout)
 
 
 def _voxel_fetcher(name: str):

@@ -16,8 +16,8 @@ import numpy as np
 import xarray as xr
 
 from brainlike.config import data_root
-from brainlike.data.checksums import read_sums, verify_file
 from brainlike.errors import DataError, UnknownNameError
+from brainlike.integrity import read_sums, verify_file
 
 COMPONENT_NAMES = ("lowfreq", "highfreq", "envsounds", "pitch", "speech", "music")
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from brainlike.config import data_root
 from brainlike.data.audio import probe_sample_rate, read_audio, resample
-from brainlike.data.checksums import read_sums, sha256_bytes, verify_file
 from brainlike.errors import AudioError, DataError, UnknownNameError
+from brainlike.integrity import read_sums, sha256_bytes, sha256_file, verify_file
 
 CATEGORIES_165 = ("EngSpeech", "ForSpeech", "HumVoc", "HumNonVoc", "AniVoc", "AniNonVoc", "Nature",
                   "Mechanical", "Song", "Music", "EnvSound")
@@ -172,8 +172,6 @@ def load_stimulus_folder(folder: str | Path, n_folds: int = N_FOLDS) -> Stimulus
     deterministically: within each category, stimuli in order go to folds 0, 1, ..., n_folds - 1, 0, ...
     All files must share one sample rate; every file is hashed (the set's checksum covers content and order).
     """
-    from brainlike.data.checksums import sha256_file
-
     folder = Path(folder).resolve()
     if not folder.is_dir():
         raise DataError(f"stimulus folder {folder} does not exist")

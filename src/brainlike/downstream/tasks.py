@@ -29,6 +29,7 @@ import numpy as np
 
 from brainlike.config import cache_root, data_root
 from brainlike.errors import DataError, UnknownNameError
+from brainlike.integrity import read_sums, verify_file
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,7 @@ def load_task(name: str) -> Task:
     for column in ("file", info.label_column, info.fold_column):
         if column not in table.columns:
             raise DataError(f"{labels_path} has no column {column!r}")
-    sums = read_sha256sums(root / "SHA256SUMS")
+    sums = read_sums(root / "SHA256SUMS")
     missing = [f for f in table["file"] if f not in sums]
     if missing:
         raise DataError(f"{len(missing)} clips of {name} are not in {root / 'SHA256SUMS'} (first: {missing[0]})")
@@ -268,26 +269,10 @@ def _fsdd_split(file: str) -> str:
     return "test" if index < 5 else ("valid" if index < 10 else "train")
 
 
-def read_sha256sums(path: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` from a ``sha256sum`` listing."""
-    if not path.is_file():
-        raise DataError(f"checksum list missing: {path}")
-    out = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            digest, rel = line.split(maxsplit=1)
-            out[rel.lstrip("*").strip()] = digest
-    return out
-
-
 def verify_task(task: Task) -> None:
     """Hash every clip file and compare with the listed sha256; raise :class:`ChecksumError` on a mismatch."""
-    from brainlike.downstream.render import sha256_file
-    from brainlike.errors import ChecksumError
-
     for rel, digest in zip(task.files, task.file_sha256):
-        if sha256_file(task.root / rel) != digest:
-            raise ChecksumError(f"{task.root / rel}: sha256 does not match SHA256SUMS")
+        verify_file(task.root / rel, digest)
 
 
 def _sorted_labels(values: list[str]) -> list[str]:
@@ -324,7 +309,7 @@ def task_audio_files() -> list[Path]:
         info = next(i for i in TASKS.values() if i.audio_set == audio_set)
         sums = set_root(info) / "SHA256SUMS"
         if sums.is_file():
-            files += [set_root(info) / rel for rel in read_sha256sums(sums)]
+            files += [set_root(info) / rel for rel in read_sums(sums)]
     return files
 
 

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from brainlike.config import cache_root
-from brainlike.data.checksums import sha256_file
 from brainlike.errors import BrainlikeError
-from brainlike.integrity import atomic_write_bytes
+from brainlike.integrity import atomic_write_bytes, sha256_file
 
 FORMAT_VERSION = 1
 

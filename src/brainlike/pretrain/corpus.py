@@ -17,7 +17,6 @@ over 3 s, < 0.25 over 1 s, < 0.15 over shorter reference clips) raises :class:`L
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -32,6 +31,7 @@ import numpy as np
 from brainlike.config import cache_root, data_root
 from brainlike.data.audio import read_audio, resample
 from brainlike.errors import AudioError, DataError
+from brainlike.integrity import atomic_folder, atomic_write_bytes, sha256_bytes, sha256_file
 
 CORPUS_RATE = 16000
 AUDIO_EXTENSIONS = (".wav", ".ogg", ".flac", ".mp3", ".oga")
@@ -136,18 +136,7 @@ def scan_folder(path: Path) -> list[dict]:
 
 def manifest_sha256(rows: Sequence[dict]) -> str:
     """sha256 over the ordered (file, sha256) pairs: identifies a corpus's content and order."""
-    digest = hashlib.sha256()
-    for row in rows:
-        digest.update(f"{row['file']}\t{row['sha256']}\n".encode())
-    return digest.hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_bytes("".join(f"{row['file']}\t{row['sha256']}\n" for row in rows))
 
 
 # ----------------------------------------------------------------------------------------------------------- synthetic
@@ -297,7 +286,7 @@ def score_sources() -> list[Path]:
     task_hashes = {sha256_file(root / rel) for rel in task_pieces}
     rels = [Path(p).resolve().relative_to(root).as_posix() for p in m21corpus.getCorePaths()]
     chosen = sorted((r for r in rels if r.split("/", 1)[0] in SCORE_CORPORA and r not in task_pieces),
-                    key=lambda r: hashlib.sha256(r.encode()).hexdigest())
+                    key=sha256_bytes)
     return [root / r for r in chosen if sha256_file(root / r) not in task_hashes]
 
 
@@ -353,7 +342,7 @@ def _render_batch(pieces: Sequence[tuple], font: Path) -> list[tuple[str, np.nda
             clip = resample(clip, render.SAMPLE_RATE, CORPUS_RATE, method="soxr")
         clip = np.clip(clip * (render.CLIP_RMS / np.sqrt(np.mean(clip ** 2))), -1.0, 32767 / 32768).astype(np.float32)
         rel = path.relative_to(root).as_posix()
-        clip_id = f"render-p{slot.program:03d}-{hashlib.sha256(rel.encode()).hexdigest()[:12]}"
+        clip_id = f"render-p{slot.program:03d}-{sha256_bytes(rel)[:12]}"
         out.append((clip_id, clip, f"fluidsynth/{font.name}:{path}"))
     return out
 
@@ -475,7 +464,7 @@ def _null_bar():
 
 
 def _clip_id(package: str, path: Path) -> str:
-    return f"{package}-{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+    return f"{package}-{sha256_bytes(str(path))[:12]}"
 
 
 def write_corpus(out: Path, clips: Sequence[tuple[str, np.ndarray, str]], *, name: str, domain: str,
@@ -486,31 +475,24 @@ def write_corpus(out: Path, clips: Sequence[tuple[str, np.ndarray, str]], *, nam
 
     if out.exists():
         raise DataError(f"{out} already exists; remove it or choose another --out")
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "audio").mkdir(parents=True)
-    rows, per_source = [], {}
-    for clip_id, waveform, source in clips:
-        relative = f"audio/{clip_id}.wav"
-        sf.write(str(tmp / relative), np.clip(waveform, -1, 1), CORPUS_RATE, subtype="PCM_16")
-        seconds = len(waveform) / CORPUS_RATE
-        rows.append({"file": relative, "sha256": sha256_file(tmp / relative), "seconds": round(seconds, 6),
-                     "domain": domain, "source": source})
-        key = source.split(":", 1)[0]
-        per_source[key] = round(per_source.get(key, 0.0) + seconds, 3)
-    (tmp / "manifest.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    summary = {"name": name, "domain": domain, "sample_rate": CORPUS_RATE, "budget_seconds": budget,
-               "seconds": round(sum(r["seconds"] for r in rows), 6), "n_clips": len(rows),
-               "seconds_per_source": per_source, "manifest_sha256": manifest_sha256(rows), **(extra or {})}
-    if check is not None:
-        try:
+    with atomic_folder(out) as tmp:
+        (tmp / "audio").mkdir()
+        rows, per_source = [], {}
+        for clip_id, waveform, source in clips:
+            relative = f"audio/{clip_id}.wav"
+            sf.write(str(tmp / relative), np.clip(waveform, -1, 1), CORPUS_RATE, subtype="PCM_16")
+            seconds = len(waveform) / CORPUS_RATE
+            rows.append({"file": relative, "sha256": sha256_file(tmp / relative), "seconds": round(seconds, 6),
+                         "domain": domain, "source": source})
+            key = source.split(":", 1)[0]
+            per_source[key] = round(per_source.get(key, 0.0) + seconds, 3)
+        (tmp / "manifest.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        summary = {"name": name, "domain": domain, "sample_rate": CORPUS_RATE, "budget_seconds": budget,
+                   "seconds": round(sum(r["seconds"] for r in rows), 6), "n_clips": len(rows),
+                   "seconds_per_source": per_source, "manifest_sha256": manifest_sha256(rows), **(extra or {})}
+        if check is not None:
             summary["leakage_check"] = check_leakage(tmp, check, progress=progress)
-        except LeakageError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    (tmp / "corpus.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp.rename(out)
+        (tmp / "corpus.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return out
 
 
@@ -644,7 +626,7 @@ def reference_index(files: Sequence[Path], *, progress: bool = True) -> tuple[di
     hashes = {}
     for path in files:
         hashes.setdefault(sha256_file(path), _label(path))
-    key = hashlib.sha256("".join(sorted(hashes)).encode() + f"{FP_RATE}/{FP_FRAME}/{FP_HOP}".encode()).hexdigest()
+    key = sha256_bytes("".join(sorted(hashes)) + f"{FP_RATE}/{FP_FRAME}/{FP_HOP}")
     cache = cache_root() / "leakage" / f"reference-{key[:24]}.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as data:
@@ -659,10 +641,9 @@ def reference_index(files: Sequence[Path], *, progress: bool = True) -> tuple[di
             prints.append(fingerprint(waveform, rate))
             advance()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, lengths=np.array([len(p) for p in prints]), labels=np.array(labels),
-             values=np.concatenate(prints) if prints else np.zeros(0, np.uint32))
-    tmp.replace(cache)
+    atomic_write_bytes(cache, lambda handle: np.savez(
+        handle, lengths=np.array([len(p) for p in prints]), labels=np.array(labels),
+        values=np.concatenate(prints) if prints else np.zeros(0, np.uint32)))
     return hashes, FingerprintIndex(labels, prints)
 
 

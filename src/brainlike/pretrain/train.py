@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from brainlike.integrity import atomic_folder, atomic_write
 from brainlike.pretrain.corpus import Corpus, load_corpus
 from brainlike.pretrain.mae import (MaskedAudioModel, PretrainError, WEIGHTS_FILE, kmeans, load_checkpoint,
                                     save_checkpoint, span_mask)
@@ -165,12 +166,9 @@ def write_checkpoint(out: Path, model: MaskedAudioModel, optimizer: torch.optim.
                      state: dict[str, Any]) -> Path:
     """Atomically write ``checkpoints/step_<step>`` (temporary folder, then rename)."""
     final = out / "checkpoints" / f"step_{step:06d}"
-    tmp = out / "checkpoints" / f".tmp_step_{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_checkpoint(_plain(model), tmp, extra={"step": step, "train": state["train_json"]})
-    save_trainer_state(tmp, optimizer, {k: v for k, v in state.items() if k != "train_json"})
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    with atomic_folder(final, replace=True) as tmp:
+        save_checkpoint(_plain(model), tmp, extra={"step": step, "train": state["train_json"]})
+        save_trainer_state(tmp, optimizer, {k: v for k, v in state.items() if k != "train_json"})
     return final
 
 
@@ -372,12 +370,11 @@ def _write_loss(out: Path, rows: list[list], mode: str) -> None:
         with open(out / "loss.csv", "a", newline="") as handle:
             csv.writer(handle).writerows(rows)
         return
-    tmp = out / "loss.csv.tmp"
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(LOSS_HEADER)
-        writer.writerows(rows)
-    tmp.replace(out / "loss.csv")
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(LOSS_HEADER)
+    writer.writerows(rows)
+    atomic_write(out / "loss.csv", text.getvalue())
 
 
 def plot_loss(out: str | Path) -> Path:

@@ -119,7 +119,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """State dict of the embedding network from ``checkpoint.pth`` (pinned sha256, restricted unpickling)."""
     import torch
 
-    from brainlike.models.zoo.store import verify_file
+    from brainlike.integrity import verify_file
 
     try:  # numpy >= 2
         from numpy._core.multiarray import scalar

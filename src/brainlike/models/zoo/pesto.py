@@ -154,7 +154,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], float]:
 
     import torch
 
-    from brainlike.models.zoo.store import verify_file
+    from brainlike.integrity import verify_file
 
     verify_file(path, CHECKPOINT_SHA256)
     allowed: list[Any] = [(type(name.rsplit(".", 1)[1], (_Placeholder,), {}), name) for name in _OMEGACONF_NAMES]

@@ -150,7 +150,7 @@ class ResemblyzerModel(TorchAudioModel):
     batch_size = 8
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
+        from brainlike.integrity import sha256_file
 
         init_module(self, NAME, _build_network, weights, weights_id, load_state, lambda: sha256_file(weights))
 

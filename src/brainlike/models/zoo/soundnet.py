@@ -87,7 +87,7 @@ def load_sound8(path: Path) -> dict[str, dict[str, Any]]:
     """
     import numpy as np
 
-    from brainlike.models.zoo.store import verify_file
+    from brainlike.integrity import verify_file
 
     verify_file(path, SOUND8_SHA256)
     return np.load(path, allow_pickle=True, encoding="latin1").item()

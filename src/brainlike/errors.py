@@ -31,5 +31,9 @@ class ModelError(BrainlikeError):
     """A model misbehaves (bad shapes, non-finite outputs, weights that do not match)."""
 
 
+class PretrainError(BrainlikeError):
+    """Bad pretraining configuration, corpus, or checkpoint (also raised by the ``mae`` model family)."""
+
+
 class ProtocolError(BrainlikeError):
     """An alignment protocol cannot run on the given data (e.g. too few stimuli for the folds)."""

@@ -138,7 +138,7 @@ def _hf_folder(folder: Path, marker: Path, weights: str) -> Path:
 
 
 def _mae_folder(folder: Path, marker: Path) -> Path:
-    from brainlike.pretrain.mae import CHECKPOINT_FORMAT, CONFIG_FILE, WEIGHTS_FILE
+    from brainlike.models.nets.mae import CHECKPOINT_FORMAT, CONFIG_FILE, WEIGHTS_FILE
     from brainlike.pretrain.presets import random_model_config
 
     folder.mkdir(parents=True)

@@ -23,6 +23,8 @@ from brainlike.errors import BrainlikeError, UnknownNameError
 from brainlike.models.base import AudioModel
 
 RANDOM_SUFFIX = "@random"
+NETWORKS = "brainlike.models.nets"
+"""Package of torch network definitions, imported by adapters when a model is built (never by :func:`discover`)."""
 
 
 @dataclass
@@ -82,7 +84,7 @@ def discover() -> None:
     import brainlike.models as package
 
     for info in pkgutil.walk_packages(package.__path__, prefix="brainlike.models."):
-        if info.name.rsplit(".", 1)[-1] in {"base", "registry"}:
+        if info.name.rsplit(".", 1)[-1] in {"base", "registry"} or info.name.startswith(NETWORKS):
             continue
         importlib.import_module(info.name)
     _discovered = True

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from brainlike.pretrain.mae import PretrainError
+from brainlike.errors import PretrainError
 
 log = logging.getLogger(__name__)
 KINDS = ("diversity", "checkpoints", "architecture", "finetune")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainlike.pretrain.mae import MaskedAudioModel, load_checkpoint, save_checkpoint
+from brainlike.models.nets.mae import MaskedAudioModel, load_checkpoint, save_checkpoint
 
 
 class Classifier(nn.Module):

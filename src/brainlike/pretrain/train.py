@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from brainlike.errors import PretrainError
 from brainlike.integrity import atomic_folder, atomic_write
+from brainlike.models.nets.mae import WEIGHTS_FILE, LogMel, MaskedAudioModel, load_checkpoint, save_checkpoint
 from brainlike.pretrain.corpus import Corpus, load_corpus
-from brainlike.pretrain.mae import (MaskedAudioModel, PretrainError, WEIGHTS_FILE, kmeans, load_checkpoint,
-                                    save_checkpoint, span_mask)
+from brainlike.pretrain.mae import kmeans, span_mask
 from brainlike.pretrain.presets import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -179,8 +180,6 @@ def _plain(model: Any) -> MaskedAudioModel:
 # ---------------------------------------------------------------------------------------------------- initialisation
 def estimate_mel_stats(config: TrainConfig, sampler: SegmentSampler) -> tuple[float, float]:
     """Mean and std of the log-mel values over up to 64 segments (a fixed, seeded sample)."""
-    from brainlike.pretrain.mae import LogMel
-
     n = min(64, sampler.n_segments)
     picks = np.random.default_rng([config.seed, 7]).choice(sampler.n_segments, n, replace=False)
     frontend = LogMel(replace(config.model, mel_mean=0.0, mel_std=1.0))

@@ -43,8 +43,7 @@ _EMBEDDING_TAPS = {1: "fc1_1", 3: "fc1_2", 5: "fc2"}
 @lru_cache(maxsize=1)
 def mel_matrix() -> np.ndarray:
     """VGGish mel weights (257 FFT bins, 64 bands): HTK-mel triangles between 125 and 7500 Hz, DC row zeroed."""
-    def to_mel(hz: np.ndarray) -> np.ndarray:
-        return 1127.0 * np.log(1.0 + hz / 700.0)
+    from brainlike.models.mel import hz_to_mel_natural as to_mel
 
     bins_mel = to_mel(np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1))[:, None]
     edges = np.linspace(to_mel(np.float64(125.0)), to_mel(np.float64(7500.0)), N_MELS + 2)
@@ -71,43 +70,9 @@ def log_mel_examples(waveforms: Any) -> Any:
 
 
 def _modules() -> dict[str, Any]:
-    import torch
-    from torch import nn
+    from brainlike.models.nets.vggish import VGGish
 
-    class VGGish(nn.Module):
-        """VGGish with the parameter names of torchvggish (``features.*``, ``embeddings.*``)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            layers: list[nn.Module] = []
-            channels = 1
-            for v in [64, "M", 128, "M", 256, 256, "M", 512, 512, "M"]:
-                if v == "M":
-                    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-                else:
-                    layers += [nn.Conv2d(channels, v, kernel_size=3, padding=1), nn.ReLU()]
-                    channels = v
-            self.features = nn.Sequential(*layers)
-            self.embeddings = nn.Sequential(nn.Linear(512 * 4 * 6, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(),
-                                            nn.Linear(4096, 128), nn.ReLU())
-
-        def layer_outputs(self, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
-            examples = log_mel_examples(waveforms)  # (B, E, 96, 64)
-            b, e = examples.shape[:2]
-            x = examples.reshape(b * e, 1, EXAMPLE_FRAMES, N_MELS)
-            out: dict[str, torch.Tensor] = {}
-            for i, module in enumerate(self.features):
-                x = module(x)
-                if i in _FEATURE_TAPS:  # (B*E, C, T, F) -> (B, E*T, F*C), channels last as TF
-                    out[_FEATURE_TAPS[i]] = x.permute(0, 2, 3, 1).reshape(b, e * x.shape[2], -1)
-            x = x.permute(0, 2, 3, 1).reshape(b * e, -1)
-            for i, module in enumerate(self.embeddings):
-                x = module(x)
-                if i in _EMBEDDING_TAPS:
-                    out[_EMBEDDING_TAPS[i]] = x.reshape(b, e, -1)
-            return out
-
-    return {"VGGish": VGGish}
+    return {'VGGish': VGGish}
 
 
 def build_vggish() -> Any:

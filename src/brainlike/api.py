@@ -96,7 +96,7 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     """
     from brainlike.align.protocols import get_protocol
     from brainlike.align.score import METRICS, regression, rsa
-    from brainlike.data.neural import load_dataset
+    from brainlike.data.datasets import load_dataset
     from brainlike.data.stimuli import load_stimulus_set
     from brainlike.extract import extract_activations
     from brainlike.models.registry import load_model

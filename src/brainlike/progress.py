@@ -20,8 +20,8 @@ def enabled() -> bool:
 
 
 @contextmanager
-def task(description: str, total: int | None) -> Iterator["_Advance"]:
-    """Context manager yielding ``advance(n=1)``; shows a rich progress bar on stderr when enabled.
+def task(description: str, total: int | None, *, show: bool = True) -> Iterator["_Advance"]:
+    """Context manager yielding ``advance(n=1)``; shows a rich progress bar on stderr when enabled and ``show``.
 
     Example
     -------
@@ -29,7 +29,7 @@ def task(description: str, total: int | None) -> Iterator["_Advance"]:
     ...     for clip in clips:
     ...         advance()
     """
-    if not _enabled:
+    if not (_enabled and show):
         yield _Advance(None, None)
         return
     from rich.console import Console

@@ -446,12 +446,11 @@ def check_names(study: Study) -> None:
     """Fail before running anything if a model, dataset or task name is unknown (with close matches)."""
     import difflib
 
-    from brainlike.data.neural import DATASETS, list_datasets
+    from brainlike.data.datasets import DATASETS
     from brainlike.models.registry import parse_spec
 
     for model in study.models:
         parse_spec(model)
-    list_datasets()  # registers optional datasets
     for dataset in study.datasets:
         if dataset not in DATASETS and not _is_path(dataset):
             close = difflib.get_close_matches(dataset, list(DATASETS), n=3, cutoff=0.5)

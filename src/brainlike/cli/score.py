@@ -108,7 +108,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _datasets(args: argparse.Namespace) -> int:
-    from brainlike.data.neural import list_datasets
+    from brainlike.data.datasets import list_datasets
 
     rows = list_datasets()
     if args.json:

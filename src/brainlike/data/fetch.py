@@ -1,14 +1,20 @@
 """``brainlike fetch``: download data files from their source repositories, verified by sha256 before use.
 
-Sources (contracts.md section 6): raw files of snormanhaignere/natsound165-neuron2015 at a pinned commit.
+Sources (docs/contracts.md section 6): raw files of snormanhaignere/natsound165-neuron2015 at a pinned commit.
 ``BRAINLIKE_MIRROR`` replaces the base URL (a local HTTP server or a ``file://`` URL in tests). Every file goes to
 a temporary name, is checked against the sha256 shipped inside brainlike, and only then renamed into place.
+
+Fresh-machine default: when ``BRAINLIKE_DATA`` is not set, loading a pinned dataset whose files are missing from the
+default data folder downloads them (:func:`fetch_on_demand`); offline, the loader's error names what is missing and
+why the download failed. The voxel archive is never downloaded on demand (its sha256 is accepted on first use, an
+explicit ``brainlike fetch nh2015``).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -70,18 +76,18 @@ def base_url() -> str:
     return base if base.endswith("/") else base + "/"
 
 
-def fetch(name: str, dest: str | Path | None = None, show_progress: bool = True,
-          accept_sha256: str | None = None) -> Path:
-    """Download dataset ``name`` into ``dest`` (default: the data root); files already present and valid are kept."""
+def fetch(name: str, dest: str | Path | None = None, show_progress: bool = True) -> Path:
+    """Download the sha256-pinned dataset ``name`` into ``dest`` (default: the data root); return the root.
+
+    Files already present and valid are kept; every download is verified before it appears under its name.
+    (:func:`brainlike.data.datasets.fetch_dataset` also fetches the voxel sets.)
+    """
     if name not in FETCHABLE:
-        extra = _voxel_fetcher(name)
-        if extra is not None:
-            return extra(dest, accept_sha256)
-        raise UnknownNameError(f"nothing to fetch for {name!r}; fetchable: {', '.join(FETCHABLE)}, nh2015, b2021")
+        raise UnknownNameError(f"nothing to fetch for {name!r} by sha256; pinned datasets: {', '.join(FETCHABLE)}")
     remote, local = FETCHABLE[name]
     root = Path(dest).resolve() if dest else data_root()
     files = remote()
-    with progress.task(f"fetching {name}", total=len(files)) if show_progress else _Null() as advance:
+    with progress.task(f"fetching {name}", total=len(files), show=show_progress) as advance:
         for item in files:
             target = root / item.dest
             if not (target.is_file() and sha256_file(target) == item.sha256):
@@ -125,17 +131,26 @@ def download_verified(url: str, target: Path, sha256: str, timeout: float = 60.0
     download(url, target, sha256, timeout)
 
 
-def _voxel_fetcher(name: str):
+def on_demand(name: str) -> bool:
+    """True when a missing ``name`` would be downloaded on first use: a pinned dataset and no ``BRAINLIKE_DATA``."""
+    return name in FETCHABLE and not os.environ.get("BRAINLIKE_DATA")
+
+
+def fetch_on_demand(name: str, missing: str) -> Path:
+    """Fetch the pinned dataset ``name`` into the default data folder on first use, or raise ``DataError(missing)``.
+
+    Only when :func:`on_demand` holds (with ``BRAINLIKE_DATA`` set, the user chose the folder: nothing is downloaded
+    into it unasked). Offline, the error is ``missing`` followed by why the download failed; a file whose sha256
+    differs raises :class:`ChecksumError` and is never written.
+    """
+    if not on_demand(name):
+        raise DataError(missing)
+    root = data_root()
+    print(f"{name}: not found under {root}; downloading its sha256-pinned files (set BRAINLIKE_DATA to use another "
+          "data folder)", file=sys.stderr)
     try:
-        from brainlike.data.voxels import FETCHERS
-    except ImportError:
-        return None
-    return FETCHERS.get(name)
-
-
-class _Null:
-    def __enter__(self):
-        return lambda n=1: None
-
-    def __exit__(self, *exc):
-        return False
+        return fetch(name, root, show_progress=progress.enabled())
+    except ChecksumError:
+        raise
+    except DataError as exc:
+        raise DataError(f"{missing}; the automatic download failed ({exc})") from None

@@ -118,13 +118,20 @@ def _resource(*parts: str) -> Path:
 
 
 def natsound165_folder(root: Path | None = None) -> Path:
-    """Folder of the natsound165 data (``$BRAINLIKE_DATA/natsound165``), checked to exist."""
+    """Folder of the natsound165 data (``$BRAINLIKE_DATA/natsound165``), checked to exist.
+
+    Without ``root`` and ``BRAINLIKE_DATA``, missing files are downloaded into the default data folder first
+    (:func:`brainlike.data.fetch.fetch_on_demand`).
+    """
+    from brainlike.data.fetch import fetch_on_demand
+
     folder = (root or data_root()) / "natsound165"
     if not (folder / "stimuli" / "wav").is_dir():
-        raise DataError(
-            f"natsound165 not found under {folder.parent} (set BRAINLIKE_DATA to the data folder, "
-            "or run `brainlike fetch natsound165`)"
-        )
+        missing = (f"natsound165 not found under {folder.parent} (set BRAINLIKE_DATA to the data folder, "
+                   "or run `brainlike fetch natsound165`)")
+        if root is not None:
+            raise DataError(missing)
+        fetch_on_demand("natsound165", missing)
     return folder
 
 

@@ -26,6 +26,7 @@ import xarray as xr
 
 from brainlike.config import data_root
 from brainlike.data.custom import load_dataset_file
+from brainlike.data.fetch import download
 from brainlike.data.neural import DatasetEntry, NeuralDataset, register_dataset
 from brainlike.errors import ChecksumError, DataError
 from brainlike.integrity import atomic_write, atomic_write_bytes, extract_members
@@ -111,8 +112,6 @@ def convert_archive(neural_dir: Path, name: str, out: Path) -> Path:
 
 def fetch_voxels(name: str, dest: str | Path | None = None, accept_sha256: str | None = None) -> Path:
     """Download the archive, accept its sha256 (trust on first use, or ``accept_sha256``), convert to netCDF."""
-    from brainlike.data.fetch import download
-
     root = Path(dest).resolve() if dest else data_root()
     accepted_file = root / "voxels" / "accepted_archive.json"
     accepted = json.loads(accepted_file.read_text()) if accepted_file.is_file() else {}
@@ -137,4 +136,5 @@ def fetch_voxels(name: str, dest: str | Path | None = None, accept_sha256: str |
     return out
 
 
-FETCHERS = {name: (lambda dest, accept=None, n=name: fetch_voxels(n, dest, accept)) for name in ("nh2015", "b2021")}
+VOXEL_SETS = ("nh2015", "b2021")
+"""Datasets built from the voxel archive (fetched by :func:`fetch_voxels`, never downloaded on demand)."""

@@ -443,8 +443,7 @@ def take_budget(clips: Iterable[tuple[str, np.ndarray, str]], budget_samples: in
     from brainlike.progress import task
 
     taken, total = [], 0
-    bar = task(description, total=budget_samples) if progress else _null_bar()
-    with bar as advance:
+    with task(description, total=budget_samples, show=progress) as advance:
         for clip_id, waveform, source in clips:
             if total >= budget_samples:
                 break
@@ -455,12 +454,6 @@ def take_budget(clips: Iterable[tuple[str, np.ndarray, str]], budget_samples: in
             total += len(waveform)
             advance(len(waveform))
     return taken
-
-
-def _null_bar():
-    import contextlib
-
-    return contextlib.nullcontext(lambda n=1: None)
 
 
 def _clip_id(package: str, path: Path) -> str:

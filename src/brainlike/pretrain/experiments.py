@@ -88,7 +88,7 @@ def layerwise_scores(spec: str, dataset: str) -> pd.DataFrame:
     """Per-layer RSA (rho) and regression (R2, median over targets; per ROI when the dataset has ROIs)."""
     from brainlike.align.score import regression, rsa
     from brainlike.api import extract
-    from brainlike.data.neural import load_dataset
+    from brainlike.data.datasets import load_dataset
     from brainlike.data.stimuli import load_stimulus_set
 
     neural = load_dataset(dataset)

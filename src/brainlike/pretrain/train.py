@@ -288,8 +288,7 @@ def _loop(config: TrainConfig, out: Path, model: MaskedAudioModel, step_fn: Any,
     n_tokens = config.tokens_per_clip
     pending: list[tuple[int, torch.Tensor, float]] = []
     clock, elapsed0 = time.perf_counter(), float(state["elapsed_s"])
-    bar = bars.task(f"pretraining to step {config.steps}", total=config.steps - start) if progress else \
-        contextlib.nullcontext(lambda n=1: None)
+    bar = bars.task(f"pretraining to step {config.steps}", total=config.steps - start, show=progress)
     _write_loss(out, rows, mode="w")
     prefetch = Prefetcher(sampler, config.batch_size, pin=use_cuda)
     with bar as advance, contextlib.closing(prefetch):

@@ -3,7 +3,7 @@
 Every ``import`` of a ``brainlike`` module in src/brainlike is read from the source (at module level or inside a
 function: a lazy import is still a dependency). The stages, in pipeline order::
 
-    foundations (errors, config, progress, integrity, results, executors) -> data -> models -> extract -> align
+    foundations (errors, config, progress, integrity, plugins, results, executors) -> data -> models -> extract -> align
     -> downstream -> api -> pretrain -> report -> study -> cli
 
 A module may import its own stage and earlier ones. The exceptions are listed in ``BACKWARD`` with their reason.
@@ -23,7 +23,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "brainlike"
 
 STAGES = [
-    {"brainlike", "errors", "config", "progress", "integrity", "results", "executors"},
+    {"brainlike", "errors", "config", "progress", "integrity", "plugins", "results", "executors"},
     {"data"},
     {"models", "hear_api"},
     {"extract"},

@@ -14,13 +14,13 @@ calling :func:`register_model` / :func:`register_family` at import time. Adding 
 from __future__ import annotations
 
 import difflib
-import importlib
-import pkgutil
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from brainlike.errors import BrainlikeError, UnknownNameError
 from brainlike.models.base import AudioModel
+from brainlike.plugins import import_submodules
 
 RANDOM_SUFFIX = "@random"
 NETWORKS = "brainlike.models.nets"
@@ -57,7 +57,6 @@ class FamilyEntry:
 
 MODELS: dict[str, ModelEntry] = {}
 FAMILIES: dict[str, FamilyEntry] = {}
-_discovered = False
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
@@ -76,18 +75,11 @@ def register_family(entry: FamilyEntry) -> FamilyEntry:
     return entry
 
 
+@functools.cache
 def discover() -> None:
     """Import every module under :mod:`brainlike.models` once so that they register themselves."""
-    global _discovered
-    if _discovered:
-        return
-    import brainlike.models as package
-
-    for info in pkgutil.walk_packages(package.__path__, prefix="brainlike.models."):
-        if info.name.rsplit(".", 1)[-1] in {"base", "registry"} or info.name.startswith(NETWORKS):
-            continue
-        importlib.import_module(info.name)
-    _discovered = True
+    import_submodules("brainlike.models", recursive=True, skip=lambda name: name.startswith(NETWORKS)
+                      or name.rsplit(".", 1)[-1] in {"base", "registry"})
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 from brainlike.errors import ModelError
 from brainlike.models.paper._checkpoint import load_strict, read_checkpoint, resolve_checkpoint, state_dict_from
-from brainlike.models.paper._model import PaperModel, build_random
+from brainlike.models.paper._model import PaperModel, build_random, family_loader
 from brainlike.models.registry import FamilyEntry, register_family
 
 SAMPLE_RATE = 16000
@@ -106,15 +106,12 @@ def _wrap(module: Any, weights_id: str, name: str, provenance: dict[str, Any]) -
     return model
 
 
-def _load_family(argument: str | None, random: bool) -> PaperModel:
-    if random or argument is None:
-        module, weights_id = build_random(lambda: build_beats(BEATsConfig()))
-        return _wrap(module, weights_id, f"{FAMILY}@random", {"config": BEATsConfig().__dict__})
-    module, sha, provenance = load_checkpoint(argument)
-    return _wrap(module, sha, f"{FAMILY}:{argument}", provenance)
+def _build_twin(name: str) -> PaperModel:
+    module, weights_id = build_random(lambda: build_beats(BEATsConfig()))
+    return _wrap(module, weights_id, name, {"config": BEATsConfig().__dict__})
 
 
-register_family(FamilyEntry(prefix=FAMILY, load=_load_family,
+register_family(FamilyEntry(prefix=FAMILY, load=family_loader(FAMILY, _build_twin, load_checkpoint, _wrap),
                             description="BEATs (iter3, 12 x 768) from an official checkpoint; beats@random = iter3"))
 
 

@@ -22,11 +22,12 @@ prefixes); task heads (``classification.*`` / ``fc.*``) are not layers and are s
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 from brainlike.errors import ModelError
 from brainlike.models.paper._checkpoint import load_strict, read_checkpoint, resolve_checkpoint, state_dict_from
-from brainlike.models.paper._model import PaperModel, build_random
+from brainlike.models.paper._model import PaperModel, build_random, family_loader
 from brainlike.models.registry import FamilyEntry, register_family
 
 SAMPLE_RATE = 20000
@@ -102,14 +103,11 @@ def _wrap(family: str, module: Any, weights_id: str, name: str, provenance: dict
 
 
 def _family_loader(family: str):
-    def load(argument: str | None, random: bool) -> PaperModel:
-        if random or argument is None:
-            module, weights_id = build_random(lambda: build_network(family))
-            return _wrap(family, module, weights_id, f"{family}@random", {})
-        module, sha, provenance = load_checkpoint(family, argument)
-        return _wrap(family, module, sha, f"{family}:{argument}", provenance)
+    def build_twin(name: str) -> PaperModel:
+        module, weights_id = build_random(lambda: build_network(family))
+        return _wrap(family, module, weights_id, name, {})
 
-    return load
+    return family_loader(family, build_twin, partial(load_checkpoint, family), partial(_wrap, family))
 
 
 for _family, _info in ARCHITECTURES.items():

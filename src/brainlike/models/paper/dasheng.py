@@ -22,8 +22,8 @@ from typing import Any
 
 from brainlike.errors import ModelError
 from brainlike.models.paper._checkpoint import load_strict, read_checkpoint, resolve_checkpoint, state_dict_from
-from brainlike.models.paper._model import PaperModel, build_random
-from brainlike.models.registry import FamilyEntry, ModelEntry, register_family, register_model
+from brainlike.models.paper._model import PaperModel, build_random, family_loader, register_sizes, stepped_layers
+from brainlike.models.registry import FamilyEntry, register_family
 
 SAMPLE_RATE = 16000
 FAMILY = "dasheng"
@@ -56,10 +56,7 @@ class DashengConfig:
 
     def layer_names(self) -> list[str]:
         """``layer0`` then every ``layer_step``-th block output, always ending with the last block."""
-        indices = [0] + list(range(self.layer_step, self.depth + 1, self.layer_step))
-        if indices[-1] != self.depth:
-            indices.append(self.depth)
-        return [f"layer{i}" for i in indices]
+        return stepped_layers(self.depth, self.layer_step, with_input=True)
 
 
 SIZES = {
@@ -130,26 +127,7 @@ def _build_size(size: str, random: bool, name: str) -> PaperModel:
     return _wrap(module, weights_id, name, {"config": cfg.__dict__})
 
 
-def _load_family(argument: str | None, random: bool) -> PaperModel:
-    if random or argument is None:
-        return _build_size("base", True, f"{FAMILY}@random")
-    module, sha, provenance = load_checkpoint(argument)
-    return _wrap(module, sha, f"{FAMILY}:{argument}", provenance)
-
-
-def _no_weights() -> str:
-    return "weights are not bundled: load a checkpoint with dasheng:<path or hub id>"
-
-
-register_family(FamilyEntry(prefix=FAMILY, load=_load_family,
-                            description="Dasheng (base/0.6B/1.2B) from an official checkpoint; dasheng@random = base"))
-for _size in SIZES:
-    register_model(ModelEntry(
-        name=f"dasheng-{_size}",
-        build=(lambda random, s=_size: _build_size(s, random, f"dasheng-{s}")),
-        family=FAMILY,
-        description=f"Dasheng {_size} architecture (use @random; weights via dasheng:<checkpoint>)",
-        available=_no_weights,
-        metadata={"sample_rate": SAMPLE_RATE, "layers": SIZES[_size].layer_names()},
-    ))
-del _size
+register_family(FamilyEntry(
+    prefix=FAMILY, load=family_loader(FAMILY, lambda name: _build_size("base", True, name), load_checkpoint, _wrap),
+    description="Dasheng (base/0.6B/1.2B) from an official checkpoint; dasheng@random = base"))
+register_sizes(FAMILY, "Dasheng", SIZES, _build_size, SAMPLE_RATE)

@@ -32,8 +32,8 @@ from typing import Any
 
 from brainlike.errors import ModelError
 from brainlike.models.paper._checkpoint import load_strict, read_checkpoint, resolve_checkpoint, state_dict_from
-from brainlike.models.paper._model import PaperModel, build_random
-from brainlike.models.registry import FamilyEntry, ModelEntry, register_family, register_model
+from brainlike.models.paper._model import PaperModel, build_random, family_loader, register_sizes, stepped_layers
+from brainlike.models.registry import FamilyEntry, register_family
 
 SAMPLE_RATE = 24000
 FAMILY = "encodecmae"
@@ -61,10 +61,8 @@ class EncodecMAEConfig:
     positional: bool = True
 
     def layer_names(self) -> list[str]:
-        indices = list(range(self.layer_step, self.num_layers + 1, self.layer_step))
-        if indices[-1] != self.num_layers:
-            indices.append(self.num_layers)
-        return [f"layer{i}" for i in indices]
+        """Every ``layer_step``-th encoder layer, always ending with the last."""
+        return stepped_layers(self.num_layers, self.layer_step)
 
 
 SIZES = {
@@ -150,22 +148,7 @@ def _build_size(size: str, random: bool, name: str) -> PaperModel:
     return _wrap(module, weights_id, name, {"config": cfg.__dict__})
 
 
-def _load_family(argument: str | None, random: bool) -> PaperModel:
-    if random or argument is None:
-        return _build_size("base", True, f"{FAMILY}@random")
-    module, sha, provenance = load_checkpoint(argument)
-    return _wrap(module, sha, f"{FAMILY}:{argument}", provenance)
-
-
-register_family(FamilyEntry(prefix=FAMILY, load=_load_family,
-                            description="EnCodecMAE (mel256; small/base/large) from model.pt; encodecmae@random = base"))
-for _size in SIZES:
-    register_model(ModelEntry(
-        name=f"encodecmae-{_size}",
-        build=(lambda random, s=_size: _build_size(s, random, f"encodecmae-{s}")),
-        family=FAMILY,
-        description=f"EnCodecMAE {_size} architecture (use @random; weights via encodecmae:<checkpoint>)",
-        available=lambda: "weights are not bundled: load a checkpoint with encodecmae:<path or hub id>",
-        metadata={"sample_rate": SAMPLE_RATE, "layers": SIZES[_size].layer_names()},
-    ))
-del _size
+register_family(FamilyEntry(
+    prefix=FAMILY, load=family_loader(FAMILY, lambda name: _build_size("base", True, name), load_checkpoint, _wrap),
+    description="EnCodecMAE (mel256; small/base/large) from model.pt; encodecmae@random = base"))
+register_sizes(FAMILY, "EnCodecMAE", SIZES, _build_size, SAMPLE_RATE)

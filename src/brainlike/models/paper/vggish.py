@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from brainlike.models.paper._checkpoint import load_strict, read_checkpoint, resolve_checkpoint, state_dict_from
-from brainlike.models.paper._model import PaperModel, build_random
+from brainlike.models.paper._model import PaperModel, build_random, family_loader
 from brainlike.models.registry import FamilyEntry, register_family
 
 SAMPLE_RATE = 16000
@@ -100,13 +100,10 @@ def _wrap(module: Any, weights_id: str, name: str, provenance: dict[str, Any]) -
     return model
 
 
-def _load_family(argument: str | None, random: bool) -> PaperModel:
-    if random or argument is None:
-        module, weights_id = build_random(build_vggish)
-        return _wrap(module, weights_id, f"{FAMILY}@random", {})
-    module, sha, provenance = load_checkpoint(argument)
-    return _wrap(module, sha, f"{FAMILY}:{argument}", provenance)
+def _build_twin(name: str) -> PaperModel:
+    module, weights_id = build_random(build_vggish)
+    return _wrap(module, weights_id, name, {})
 
 
-register_family(FamilyEntry(prefix=FAMILY, load=_load_family,
+register_family(FamilyEntry(prefix=FAMILY, load=family_loader(FAMILY, _build_twin, load_checkpoint, _wrap),
                             description="VGGish (torchvggish port) from vggish-10086976.pth; vggish@random"))

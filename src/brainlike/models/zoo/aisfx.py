@@ -24,8 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import TorchAudioModel
-from brainlike.models.zoo import init_module, register_zoo_model
+from brainlike.models.zoo import ZooTorchModel, register_zoo_model
 
 NAME = "aisfx"
 SAMPLE_RATE = 44100
@@ -102,16 +101,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-class AisfxModel(TorchAudioModel):
-    """aiSFX embedding CNN as a brainlike model at 44.1 kHz.
-
-    Parameters
-    ----------
-    weights : path, optional
-        ``checkpoint.pth``; None builds the random-init twin (seed 0).
-    weights_id : str, optional
-        sha256 of ``weights`` (defaults to the pinned value, which loading verifies).
-    """
+class AisfxModel(ZooTorchModel, zoo_name=NAME, build=_build_network, load=load_checkpoint,
+                 pinned_sha256=CHECKPOINT_SHA256):
+    """aiSFX embedding CNN as a brainlike model at 44.1 kHz; weights ``checkpoint.pth`` (pinned, verified on load)."""
 
     sample_rate = SAMPLE_RATE
     layers = list(LAYERS)
@@ -119,9 +111,6 @@ class AisfxModel(TorchAudioModel):
     preprocessing = {"frontend": "librosa-htk-mel96", "n_fft": N_FFT, "hop": HOP, "block": BLOCK,
                      "block_hop": BLOCK_HOP, "peak_normalise": True}
     batch_size = 4
-
-    def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        init_module(self, NAME, _build_network, weights, weights_id, load_checkpoint, lambda: CHECKPOINT_SHA256)
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         chunks = blocks(spectrogram(waveforms))

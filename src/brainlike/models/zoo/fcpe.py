@@ -20,8 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import TorchAudioModel
-from brainlike.models.zoo import init_module, register_zoo_model
+from brainlike.models.zoo import ZooTorchModel, register_zoo_model
 
 NAME = "fcpe"
 SAMPLE_RATE = 16000
@@ -106,27 +105,14 @@ def load_state(path: Path) -> dict[str, Any]:
     return state
 
 
-class FcpeModel(TorchAudioModel):
-    """TorchFCPE as a brainlike model (16 kHz, 10 ms frames).
-
-    Parameters
-    ----------
-    weights : path, optional
-        ``fcpe_c_v001.pt``; None builds the random-init twin (seed 0).
-    weights_id : str, optional
-        sha256 of ``weights`` (computed when not given).
-    """
+class FcpeModel(ZooTorchModel, zoo_name=NAME, build=_build_network, load=load_state):
+    """TorchFCPE as a brainlike model (16 kHz, 10 ms frames); weights ``fcpe_c_v001.pt``."""
 
     sample_rate = SAMPLE_RATE
     layers = list(LAYERS)
     adapter_version = 1
     preprocessing = {"mel": "slaney128-log", "n_fft": N_FFT, "hop": HOP}
     batch_size = 8
-
-    def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.integrity import sha256_file
-
-        init_module(self, NAME, _build_network, weights, weights_id, load_state, lambda: sha256_file(weights))
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         return self.module(log_mel(waveforms))

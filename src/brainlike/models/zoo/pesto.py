@@ -29,8 +29,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.zoo import register_zoo_model
+from brainlike.models.base import RANDOM_SEED, seed_everything_for_init
+from brainlike.models.zoo import ZooTorchModel, register_zoo_model
 
 NAME = "pesto"
 SAMPLE_RATE = 16000
@@ -163,16 +163,9 @@ def activations_to_hz(activations: np.ndarray) -> np.ndarray:
     return 440.0 * 2.0 ** ((midi_from_activations(activations) - 69.0) / 12.0)
 
 
-class PestoModel(TorchAudioModel):
-    """PESTO (mir-1k_g7) as a brainlike model (16 kHz, 10 ms frames).
-
-    Parameters
-    ----------
-    weights : path, optional
-        ``mir-1k_g7.ckpt``; None builds the random-init twin (seed 0, no pitch shift).
-    weights_id : str, optional
-        sha256 of ``weights`` (defaults to the pinned value, which loading verifies).
-    """
+class PestoModel(ZooTorchModel, zoo_name=NAME, pinned_sha256=CHECKPOINT_SHA256):
+    """PESTO (mir-1k_g7) as a brainlike model (16 kHz, 10 ms frames); weights ``mir-1k_g7.ckpt`` (pinned, verified
+    on load; the checkpoint also gives the pitch shift, 0 for the twin)."""
 
     sample_rate = SAMPLE_RATE
     layers = list(LAYERS)

@@ -21,8 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import TorchAudioModel
-from brainlike.models.zoo import init_module, register_zoo_model
+from brainlike.models.zoo import ZooTorchModel, register_zoo_model
 
 NAME = "resemblyzer"
 SAMPLE_RATE = 16000
@@ -109,16 +108,8 @@ def load_state(path: Path) -> dict[str, Any]:
     return state
 
 
-class ResemblyzerModel(TorchAudioModel):
-    """Resemblyzer's GE2E speaker encoder as a brainlike model (16 kHz).
-
-    Parameters
-    ----------
-    weights : path, optional
-        ``pretrained.pt``; None builds the random-init twin (seed 0).
-    weights_id : str, optional
-        sha256 of ``weights`` (computed when not given).
-    """
+class ResemblyzerModel(ZooTorchModel, zoo_name=NAME, build=_build_network, load=load_state):
+    """Resemblyzer's GE2E speaker encoder as a brainlike model (16 kHz); weights ``pretrained.pt``."""
 
     sample_rate = SAMPLE_RATE
     layers = list(LAYERS)
@@ -126,11 +117,6 @@ class ResemblyzerModel(TorchAudioModel):
     preprocessing = {"volume_dbfs": TARGET_DBFS, "vad_trim": False, "mel": "slaney40-power", "hop": HOP,
                      "partials": {"frames": PARTIAL_FRAMES, "rate": PARTIAL_RATE, "min_coverage": MIN_COVERAGE}}
     batch_size = 8
-
-    def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.integrity import sha256_file
-
-        init_module(self, NAME, _build_network, weights, weights_id, load_state, lambda: sha256_file(weights))
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         wav = normalize_volume(waveforms)

@@ -23,8 +23,7 @@ import numpy as np
 
 from brainlike.errors import ModelError
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
-from brainlike.models.zoo import store
+from brainlike.models.zoo import register_zoo_entry, store
 
 SAMPLE_RATE = 16000
 CHUNK, CONTEXT, N_FFT, STFT_HOP = 512, 64, 256, 128
@@ -101,11 +100,6 @@ class SileroVADModel(TorchAudioModel):
         return np.asarray(self.forward(np.asarray(waveform, np.float32)[None])["speech_prob"][0, :, 0])
 
 
-register_model(ModelEntry(
-    name="silero-vad",
-    build=lambda random: SileroVADModel(random),
-    family="zoo",
-    description="Silero VAD speech-activity CNN + LSTM (16 kHz safetensors weights)",
-    available=lambda: store.available_reason("silero-vad"),
-    metadata={"licence": store.item("silero-vad").licence, "source": "silero-vad 6.2.3 safetensors"},
-))
+register_zoo_entry("silero-vad", SileroVADModel,
+                   "Silero VAD speech-activity CNN + LSTM (16 kHz safetensors weights)",
+                   {"licence": store.item("silero-vad").licence, "source": "silero-vad 6.2.3 safetensors"})

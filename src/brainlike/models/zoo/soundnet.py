@@ -26,8 +26,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.zoo import register_zoo_model
+from brainlike.models.base import RANDOM_SEED, seed_everything_for_init
+from brainlike.models.zoo import ZooTorchModel, register_zoo_model
 
 NAME = "soundnet"
 SAMPLE_RATE = 22050
@@ -96,16 +96,9 @@ def load_weights(module: Any, params: dict[str, dict[str, Any]]) -> None:
         raise ValueError(f"sound8 weights do not fit: missing {missing}, unexpected {unexpected}")
 
 
-class SoundNetModel(TorchAudioModel):
-    """SoundNet-8 (conv1-conv7) as a brainlike model at 22.05 kHz.
-
-    Parameters
-    ----------
-    weights : path, optional
-        ``sound8.npy``; None builds the random-init twin (seed 0).
-    weights_id : str, optional
-        sha256 of ``weights`` (defaults to the pinned value, which loading verifies).
-    """
+class SoundNetModel(ZooTorchModel, zoo_name=NAME):
+    """SoundNet-8 (conv1-conv7) as a brainlike model at 22.05 kHz; weights ``sound8.npy`` (pinned, verified on load,
+    copied into the network by :func:`load_weights` rather than a strict state dict)."""
 
     sample_rate = SAMPLE_RATE
     layers = list(LAYERS)

@@ -25,8 +25,7 @@ import numpy as np
 
 from brainlike.errors import ModelError
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
-from brainlike.models.zoo import store
+from brainlike.models.zoo import register_zoo_entry, store
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -420,14 +419,8 @@ def transcribe(zoo_name: str, waveform: np.ndarray) -> str:
 
 
 def _register(zoo_name: str, description: str) -> None:
-    register_model(ModelEntry(
-        name=zoo_name,
-        build=lambda random, _n=zoo_name: WhisperEncoderModel(_n, random),
-        family="zoo",
-        description=description,
-        available=lambda _n=zoo_name: store.available_reason(_n),
-        metadata={"licence": store.item(zoo_name).licence, "source": "CTranslate2 model.bin"},
-    ))
+    register_zoo_entry(zoo_name, lambda random: WhisperEncoderModel(zoo_name, random), description,
+                       {"licence": store.item(zoo_name).licence, "source": "CTranslate2 model.bin"})
 
 
 _register("whisper-base", "Whisper base encoder (OpenAI; 680k h web speech), 6 blocks, 512-d")

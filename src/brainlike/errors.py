@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+__all__ = ["BrainlikeError", "DataError", "ChecksumError", "UnsafeArchiveError", "AudioError", "UnknownNameError",
+           "ModelError", "PretrainError", "ProtocolError"]
+
 
 class BrainlikeError(Exception):
     """Base class for every error a user can cause and fix (bad input, missing data...)."""

@@ -29,6 +29,9 @@ from brainlike.errors import BrainlikeError
 from brainlike.integrity import atomic_write
 from brainlike.models.base import AudioModel
 
+__all__ = ["ENV_MODEL", "LAYER_SEPARATOR", "split_target", "BrainlikeHearModel", "load_model",
+           "get_timestamp_embeddings", "get_scene_embeddings", "export_module"]
+
 ENV_MODEL = "BRAINLIKE_HEAR_MODEL"
 LAYER_SEPARATOR = "#"
 _PROBE_SECONDS = 1.0

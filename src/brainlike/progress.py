@@ -6,6 +6,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
+__all__ = ["set_enabled", "enabled", "task"]
+
 _enabled = True
 
 

@@ -54,6 +54,10 @@ from brainlike.errors import BrainlikeError
 from brainlike.integrity import atomic_write
 from brainlike.results import json_default
 
+__all__ = ["UNIT_FORMAT", "METRICS", "EXECUTORS", "ENV_VARS", "DEVICES", "StudyError", "Unit", "Study", "load_study",
+           "study_from_dict", "run_unit", "UnitStore", "StudyRun", "check_names", "pending_units", "run_study",
+           "study_provenance", "write_study_results"]
+
 log = logging.getLogger(__name__)
 
 UNIT_FORMAT = 1

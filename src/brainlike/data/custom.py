@@ -26,6 +26,8 @@ from brainlike.data.neural import NeuralDataset
 from brainlike.errors import DataError
 from brainlike.integrity import sha256_file
 
+__all__ = ["TARGET_COORDS", "load_dataset_file", "validate_file"]
+
 TARGET_COORDS = ("subject", "roi", "hemisphere", "name")
 
 

@@ -27,6 +27,9 @@ from brainlike.config import data_root
 from brainlike.errors import ChecksumError, DataError, UnknownNameError
 from brainlike.integrity import CHUNK, atomic_write_bytes, read_sums, sha256_file
 
+__all__ = ["NATSOUND_COMMIT", "DEFAULT_BASE", "RemoteFile", "FETCHABLE", "base_url", "fetch", "download",
+           "download_verified", "on_demand", "fetch_on_demand"]
+
 NATSOUND_COMMIT = "b41b99ff620d7997dbf278fc770f58566707726a"
 DEFAULT_BASE = f"https://raw.githubusercontent.com/snormanhaignere/natsound165-neuron2015/{NATSOUND_COMMIT}/"
 

@@ -19,6 +19,8 @@ from brainlike.config import data_root
 from brainlike.errors import DataError
 from brainlike.integrity import read_sums, verify_file
 
+__all__ = ["COMPONENT_NAMES", "NeuralDataset", "load_nh2015_components", "DatasetEntry", "DATASETS", "register_dataset"]
+
 COMPONENT_NAMES = ("lowfreq", "highfreq", "envsounds", "pitch", "speech", "music")
 
 

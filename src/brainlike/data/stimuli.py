@@ -20,6 +20,9 @@ from brainlike.data.audio import probe_sample_rate, read_audio, resample
 from brainlike.errors import AudioError, DataError, UnknownNameError
 from brainlike.integrity import read_sums, sha256_bytes, sha256_file, verify_file
 
+__all__ = ["CATEGORIES_165", "stimulus_number", "StimulusSet", "natsound165_folder", "load_natsound165",
+           "STIMULUS_SETS", "AUDIO_SUFFIXES", "N_FOLDS", "load_stimulus_folder", "load_stimulus_set"]
+
 CATEGORIES_165 = ("EngSpeech", "ForSpeech", "HumVoc", "HumNonVoc", "AniVoc", "AniNonVoc", "Nature",
                   "Mechanical", "Song", "Music", "EnvSound")
 

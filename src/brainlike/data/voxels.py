@@ -31,6 +31,8 @@ from brainlike.data.neural import DatasetEntry, NeuralDataset, register_dataset
 from brainlike.errors import ChecksumError, DataError
 from brainlike.integrity import atomic_write, atomic_write_bytes, extract_members
 
+__all__ = ["DEFAULT_URL", "N_STIMULI", "voxel_file", "convert_archive", "fetch_voxels", "VOXEL_SETS"]
+
 DEFAULT_URL = "https://mcdermottlab.mit.edu//tuckute_feather_2023/data.tar"
 N_STIMULI = 165
 

@@ -28,6 +28,12 @@ import numpy as np
 from brainlike.downstream.tasks import Split
 from brainlike.errors import BrainlikeError, UnknownNameError
 
+__all__ = ["PROBES", "LINEAR_PCA_PER_LAYER", "LINEAR_PCA_TOTAL", "LINEAR_CS", "LINEAR_MAX_ITER", "LINEAR_TOL",
+           "PEPINO_HIDDEN", "PEPINO_LRS", "PEPINO_INITS", "PEPINO_BATCH", "PEPINO_MAX_EPOCHS", "PEPINO_PATIENCE",
+           "PEPINO_DROPOUT", "ProbeResult", "accuracy", "check_probe", "single_threaded", "standardise", "pca_reduce",
+           "linear_features", "linear_probe", "pepino_configs", "pepino_inputs", "train_weighted_mlp", "pepino_probe",
+           "run_probe"]
+
 PROBES = ("linear", "pepino2025")
 
 LINEAR_PCA_PER_LAYER = 128

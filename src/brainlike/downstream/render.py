@@ -32,6 +32,13 @@ import numpy as np
 from brainlike.errors import BrainlikeError, DataError
 from brainlike.integrity import atomic_folder, format_sums, sha256_bytes, sha256_file
 
+__all__ = ["RENDER_VERSION", "SAMPLE_RATE", "CLIP_RMS", "GAP_SECONDS", "SOUNDFONT_CANDIDATES", "NSYNTH_FAMILIES",
+           "NSYNTH_PITCHES", "NSYNTH_CLIP_SECONDS", "NSYNTH_NOTE_SECONDS", "NSYNTH_VELOCITY", "MUSIC_CORPORA",
+           "MUSIC_PIECES_PER_CLASS", "MUSIC_EXCERPTS_PER_PIECE", "MUSIC_CLIP_SECONDS", "MUSIC_QPM", "MUSIC_PROGRAMS",
+           "MUSIC_MIN_NOTES", "NoteEvent", "Slot", "find_soundfont", "fluidsynth_version", "slots_to_midi",
+           "render_midi", "render_slots", "nsynth_slots", "music_sources", "score_notes", "excerpt_starts",
+           "music_slots", "RENDERED_SETS", "build_set"]
+
 log = logging.getLogger(__name__)
 
 RENDER_VERSION = 1

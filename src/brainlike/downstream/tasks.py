@@ -10,7 +10,7 @@
 | ``nsynth-instrument`` | nsynth (rendered) | 11 instrument families | folds 1-5 by instrument (program) | 1.5 s |
 | ``music-style`` | music-style (rendered) | 5 corpora (composer/collection) | folds 1-5 by piece | 4 s |
 
-Fold protocol (contracts.md section 4): the fold labels are put in their order; the probe tests on fold ``i``,
+Fold protocol (docs/contracts.md section 4): the fold labels are put in their order; the probe tests on fold ``i``,
 selects hyper-parameters (and stops early) on fold ``i + 1`` (cyclic) and trains on the others. ``fsdd`` has one
 evaluation only: test on ``test``, validate on ``valid``.
 
@@ -30,6 +30,9 @@ import numpy as np
 from brainlike.config import cache_root, data_root
 from brainlike.errors import DataError, UnknownNameError
 from brainlike.integrity import read_sums, verify_file
+
+__all__ = ["TaskInfo", "TASKS", "Split", "Task", "fold_split", "task_names", "resolve_tasks", "set_root", "load_task",
+           "verify_task", "build_rendered", "list_tasks", "task_audio_files", "rendered_sources"]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from brainlike.config import cache_root
 from brainlike.errors import BrainlikeError
 from brainlike.integrity import atomic_write_bytes, sha256_file
 
+__all__ = ["FORMAT_VERSION", "cache_key", "ArrayCache"]
+
 FORMAT_VERSION = 1
 
 

@@ -16,6 +16,8 @@ import numpy as np
 
 from brainlike.errors import ModelError
 
+__all__ = ["AudioModel", "TorchAudioModel", "seed_everything_for_init", "RANDOM_SEED"]
+
 
 class AudioModel(ABC):
     """Base class for brainlike models.

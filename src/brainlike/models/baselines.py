@@ -15,6 +15,9 @@ from brainlike.models.base import AudioModel
 from brainlike.models.mel import htk_mel_filterbank
 from brainlike.models.registry import ModelEntry, register_model
 
+__all__ = ["MEL_SAMPLE_RATE", "MEL_N_FFT", "MEL_HOP", "MEL_FMIN", "MEL_FMAX", "MEL_POWER_FLOOR", "N_MFCC",
+           "mel_filterbank", "power_spectrogram", "log_mel", "mfcc", "MelSpectrogram", "RandomFeatures"]
+
 MEL_SAMPLE_RATE = 16000
 MEL_N_FFT = 400  # 25 ms Hann window
 MEL_HOP = 160  # 10 ms

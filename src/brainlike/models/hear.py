@@ -32,6 +32,8 @@ from brainlike.integrity import sha256_bytes, sha256_file
 from brainlike.models.base import AudioModel
 from brainlike.models.registry import FamilyEntry, register_family
 
+__all__ = ["ADAPTER_VERSION", "REQUIRED", "import_hear_module", "split_argument", "HearModel", "load"]
+
 ADAPTER_VERSION = 1
 REQUIRED = ("load_model", "get_timestamp_embeddings")
 
@@ -183,4 +185,5 @@ register_family(FamilyEntry(
     prefix="hear",
     load=load,
     description="any HEAR API module (load_model / get_timestamp_embeddings): hear:<module or file.py>[:<model file>]",
+    has_random_twin=False,
 ))

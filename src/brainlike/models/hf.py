@@ -62,6 +62,11 @@ from brainlike.integrity import is_sha256, sha256_bytes, sha256_file
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
 from brainlike.models.registry import FamilyEntry, register_family
 
+__all__ = ["ADAPTER_VERSION", "RANDOM_PREFIX", "DEFAULT_RANDOM_ARCH", "OFFLINE_ENV", "INSTALL_HINT", "Architecture",
+           "ARCHITECTURES", "HFAudioModel", "parse_random_argument", "random_model", "hub_cache_dir",
+           "resolve_checkpoint", "pretrained_model", "weights_digest", "load", "ctranslate2_encoder_state_dict",
+           "whisper_encoder_from_ctranslate2", "whisper_from_ctranslate2_file"]
+
 log = logging.getLogger(__name__)
 
 ADAPTER_VERSION = 1

@@ -12,6 +12,8 @@ from typing import Any, Mapping
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
 from brainlike.models.registry import FamilyEntry, register_family
 
+__all__ = ["MAEModel", "load_mae"]
+
 
 class MAEModel(TorchAudioModel):
     """A :class:`MaskedAudioModel` behind the model protocol (every encoder block a layer)."""

@@ -1,4 +1,4 @@
-"""Plain-dict model registry and the model spec grammar (contracts.md section 3).
+"""Plain-dict model registry and the model spec grammar (docs/contracts.md section 3).
 
 Spec strings:
 
@@ -21,6 +21,9 @@ from typing import Any, Callable
 from brainlike.errors import BrainlikeError, UnknownNameError
 from brainlike.models.base import AudioModel
 from brainlike.plugins import import_submodules
+
+__all__ = ["RANDOM_SUFFIX", "NETWORKS", "ModelEntry", "FamilyEntry", "MODELS", "FAMILIES", "register_model",
+           "register_family", "discover", "ModelSpec", "parse_spec", "load_model", "list_models"]
 
 RANDOM_SUFFIX = "@random"
 NETWORKS = "brainlike.models.nets"
@@ -46,13 +49,17 @@ class ModelEntry:
 
 @dataclass
 class FamilyEntry:
-    """A model family addressed as ``PREFIX:<argument>`` (``load(argument, random)``; argument None = default)."""
+    """A model family addressed as ``PREFIX:<argument>`` (``load(argument, random)``; argument None = default).
+
+    ``has_random_twin`` is False for families without a ``PREFIX@random`` (``hear``: a module owns its weights).
+    """
 
     prefix: str
     load: Callable[[str | None, bool], AudioModel]
     description: str
     available: Callable[[], str | None] = lambda: None
     metadata: dict[str, Any] = field(default_factory=dict)
+    has_random_twin: bool = True
 
 
 MODELS: dict[str, ModelEntry] = {}
@@ -150,5 +157,5 @@ def list_models() -> list[dict[str, Any]]:
     for fam in FAMILIES.values():
         reason = fam.available()
         rows.append({"name": fam.prefix + ":<path or id>", "family": fam.prefix, "description": fam.description,
-                     "available": reason is None, "reason": reason or "", "random_twin": True})
+                     "available": reason is None, "reason": reason or "", "random_twin": fam.has_random_twin})
     return rows

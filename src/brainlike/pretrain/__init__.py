@@ -15,3 +15,5 @@ train
 experiments, finetune
     ``brainlike experiment diversity|checkpoints|architecture|finetune``.
 """
+
+__all__ = ["corpus", "experiments", "finetune", "mae", "presets", "train"]

@@ -12,7 +12,9 @@ them a music-style task score) when installed, and stops at an exact duration bu
 cut), so every domain gets the same amount of audio; ``mixture`` takes equal thirds of the three domains. Every build
 ends with :func:`check_leakage` against the evaluation audio (the 165 stimuli and the downstream sets): an exact file
 hash match or a near-duplicate audio fingerprint (Haitsma-Kalker style 32-bit sub-fingerprints; bit error rate < 0.35
-over 3 s, < 0.25 over 1 s, < 0.15 over shorter reference clips) raises :class:`LeakageError` and the corpus is not written.
+over 3 s, < 0.25 over 1 s, < 0.15 over shorter reference clips). By default matching source clips are dropped before
+they are taken (and listed in corpus.json); the final check of the written corpus raises :class:`LeakageError` and
+nothing is written if anything still matches (``strict``: the first match stops the build).
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ from brainlike.config import cache_root, data_root
 from brainlike.data.audio import read_audio, resample
 from brainlike.errors import AudioError, DataError
 from brainlike.integrity import atomic_folder, atomic_write_bytes, sha256_bytes, sha256_file
+
+__all__ = ["CORPUS_RATE", "AUDIO_EXTENSIONS", "DOMAINS", "DEFAULT_BUDGET_SECONDS", "MAX_CLIP_SECONDS", "LeakageError",
+           "Source", "SOURCES", "SETUP_PACKAGES", "Corpus", "corpora_root", "resolve_corpus", "load_corpus",
+           "read_manifest", "scan_folder", "manifest_sha256", "synthetic_clip", "build_synthetic", "setup_command",
+           "run_setup", "package_files", "source_files", "candidate_clips", "TTS_SENTENCES", "TTS_VOICES", "tts_clips",
+           "SCORE_CORPORA", "RENDER_PROGRAMS", "RENDER_SOUNDFONTS", "RENDER_BATCH", "score_sources", "render_clips",
+           "build_corpus", "leak_filter", "collect_clips", "take_budget", "write_corpus", "FP_RATE", "FP_FRAME",
+           "FP_HOP", "FP_BANDS", "BER_THRESHOLDS", "MIN_OVERLAP", "MIN_FRAMES", "fingerprint", "bit_error_rate",
+           "FingerprintIndex", "max_ber", "reference_files", "rendered_task_files", "reference_index", "check_leakage"]
 
 CORPUS_RATE = 16000
 AUDIO_EXTENSIONS = (".wav", ".ogg", ".flac", ".mp3", ".oga")
@@ -349,17 +360,17 @@ def _render_batch(pieces: Sequence[tuple], font: Path) -> list[tuple[str, np.nda
 
 # ------------------------------------------------------------------------------------------------------------ building
 def build_corpus(domain: str, out: str | Path, *, budget_seconds: float = DEFAULT_BUDGET_SECONDS,
-                 references: Sequence[Path] | None = None, drop_leaks: bool = False, progress: bool = True,
+                 references: Sequence[Path] | None = None, drop_leaks: bool = True, progress: bool = True,
                  top_up: bool = True, soundfont: str | Path | None = None) -> Path:
     """Build a domain corpus (``speech``, ``music``, ``environmental``) or ``mixture`` (equal thirds).
 
     Clips come from the installed source packages (round-robin over sources, sorted paths), are decoded, resampled to
     16 kHz mono and taken until ``budget_seconds`` is reached exactly (the last clip is cut). Speech is topped up with
     espeak-ng and music with soundfont renders of music21 scores (:func:`render_clips`) when the recordings fall short
-    (``top_up=False`` turns both off). Raises :class:`DataError` when a domain cannot fill its budget and
-    :class:`LeakageError` when a clip duplicates evaluation audio (then nothing is written). With ``drop_leaks``,
-    candidate clips that match evaluation audio are skipped (and listed in corpus.json) and the next candidates fill
-    the budget; the final check still runs.
+    (``top_up=False`` turns both off). Candidate clips that match evaluation audio are skipped (listed in corpus.json
+    under ``dropped_for_leakage``) and the next candidates fill the budget; the final check still runs. With
+    ``drop_leaks=False`` (``--strict``) a matching clip raises :class:`LeakageError` instead (nothing is written).
+    Raises :class:`DataError` when a domain cannot fill its budget.
     """
     if domain not in DOMAINS + ("mixture",):
         raise DataError(f"unknown corpus domain {domain!r}; choose from {', '.join(DOMAINS + ('mixture',))}")
@@ -371,8 +382,13 @@ def build_corpus(domain: str, out: str | Path, *, budget_seconds: float = DEFAUL
     for part in parts:
         clips += collect_clips(part, budget_seconds / len(parts), progress=progress, skip=skip, top_up=top_up,
                                soundfont=soundfont)
-    return write_corpus(Path(out), clips, name=Path(out).name, domain=domain, budget=budget_seconds,
-                        check=refs, progress=progress, extra={"dropped_for_leakage": dropped} if drop_leaks else None)
+    try:
+        return write_corpus(Path(out), clips, name=Path(out).name, domain=domain, budget=budget_seconds,
+                            check=refs, progress=progress, extra={"dropped_for_leakage": dropped} if drop_leaks else None)
+    except LeakageError as exc:
+        if drop_leaks:
+            raise
+        raise LeakageError(f"{exc}; without --strict such clips are dropped and listed") from None
 
 
 def leak_filter(references: Sequence[Path], dropped: list[dict], progress: bool = True):

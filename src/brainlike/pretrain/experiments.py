@@ -24,6 +24,9 @@ import pandas as pd
 
 from brainlike.errors import PretrainError
 
+__all__ = ["KINDS", "DIVERSITY_CORPORA", "run", "train_model", "brain_summary", "layerwise_scores", "write_table",
+           "to_markdown", "HEADLINE", "diversity", "model_summary", "checkpoints", "architecture", "finetune"]
+
 log = logging.getLogger(__name__)
 KINDS = ("diversity", "checkpoints", "architecture", "finetune")
 DIVERSITY_CORPORA = ("speech", "music", "environmental", "mixture")

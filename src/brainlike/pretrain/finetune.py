@@ -18,6 +18,8 @@ from torch import nn
 
 from brainlike.models.nets.mae import MaskedAudioModel, load_checkpoint, save_checkpoint
 
+__all__ = ["Classifier", "task_arrays", "accuracy", "finetune_checkpoint"]
+
 
 class Classifier(nn.Module):
     """Encoder + mean over tokens of the last block + linear head."""

@@ -12,6 +12,8 @@ from typing import Any
 from brainlike.errors import PretrainError
 from brainlike.models.nets.mae import SMALL_CONFIG, MAEConfig
 
+__all__ = ["TrainConfig", "PRESETS", "preset", "override"]
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -37,6 +37,11 @@ from brainlike.pretrain.corpus import Corpus, load_corpus
 from brainlike.pretrain.mae import kmeans, span_mask
 from brainlike.pretrain.presets import TrainConfig
 
+__all__ = ["TRAINER_WEIGHTS", "TRAINER_STATE", "TrainResult", "SegmentSampler", "Prefetcher", "learning_rate",
+           "mask_generator", "make_optimizer", "save_trainer_state", "load_trainer_state", "latest_resumable",
+           "write_checkpoint", "estimate_mel_stats", "code_features", "load_teacher", "fresh_model", "train",
+           "LOSS_HEADER", "plot_loss"]
+
 log = logging.getLogger(__name__)
 TRAINER_WEIGHTS = "trainer.safetensors"
 TRAINER_STATE = "trainer.json"

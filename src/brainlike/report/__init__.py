@@ -54,7 +54,7 @@ def make_report(*results_dirs: str | os.PathLike, out: str | os.PathLike | None 
     Parameters
     ----------
     *results_dirs : path-like
-        Results folders (contracts.md section 2); several are merged (e.g. a score run and a downstream run).
+        Results folders (docs/contracts.md section 2); several are merged (e.g. a score run and a downstream run).
     out : path-like, optional
         Output folder; default ``<first results folder>/report``.
     title : str, optional

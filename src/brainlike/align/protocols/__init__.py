@@ -183,7 +183,7 @@ def get_protocol(name: str) -> Protocol:
 
 def regression_records(result: TargetScores, *, model: str, dataset, layers: list[str], protocol: str,
                        selection: str) -> list[dict[str, Any]]:
-    """Records of a regression result: per target, aggregate, per subject, per ROI (docs/contracts.md 1 and 7).
+    """Records of a regression result: per target, aggregate, per subject, per ROI (docs/contracts.md sections 1 and 7).
 
     Parameters
     ----------

@@ -7,6 +7,8 @@ from torch import nn
 
 from brainlike.models.zoo.aisfx import CHANNELS
 
+__all__ = ["ConvBlock", "EmbeddingNet"]
+
 
 class ConvBlock(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:

@@ -11,6 +11,8 @@ from torch import nn
 from brainlike.models.paper._frontends import kaldi_fbank
 from brainlike.models.paper.beats import FBANK_MEAN, FBANK_STD, SAMPLE_RATE, BEATsConfig
 
+__all__ = ["WeightNormConv1d", "PosConv", "MultiheadAttention", "EncoderLayer", "TransformerEncoder", "BEATs"]
+
 
 class WeightNormConv1d(nn.Module):
     """Conv1d with weight normalisation over dim 2 (keys ``weight_g``, ``weight_v``, ``bias``)."""

@@ -7,6 +7,8 @@ from torch import nn
 
 from brainlike.models.zoo.crepe import BN_EPS, CAPACITY, N_BINS
 
+__all__ = ["Crepe"]
+
 class Crepe(nn.Module):
     """CREPE network over (n_frames, 1024) normalised frames."""
 

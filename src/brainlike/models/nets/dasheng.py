@@ -8,6 +8,9 @@ from torch import nn
 from brainlike.models.paper._frontends import htk_mel_filters, power_to_db
 from brainlike.models.paper.dasheng import SAMPLE_RATE, DashengConfig
 
+__all__ = ["Spectrogram", "MelScale", "MelSpectrogram", "ToDecibels", "BandNorm", "PatchEmbed", "Attention", "Mlp",
+           "Block", "DashengEncoder"]
+
 
 class Spectrogram(nn.Module):
     def __init__(self, win: int) -> None:

@@ -12,6 +12,9 @@ from brainlike.models.paper._frontends import kaldi_fbank
 from brainlike.models.paper.encodecmae import (CHUNK_SECONDS, HOP_LENGTH, MIN_CHUNK, NORM_MEAN, NORM_STD, SAMPLE_RATE,
                                                EncodecMAEConfig)
 
+__all__ = ["WavEncoder", "WNConv1d", "reflect_pad", "ResBlock", "SLSTM", "SEANetEncoder", "EncodecWavEncoder",
+           "Sinusoidal", "MultiHeadAttention", "TransformerLayer", "feed_forward", "VisibleEncoder", "EncodecMAE"]
+
 
 class WavEncoder(nn.Module):
     """Mel features (computed by the official data pipeline) -> ``post_net`` Linear to the model width."""

@@ -7,6 +7,8 @@ from torch import nn
 
 from brainlike.models.zoo.fcpe import HIDDEN, N_BINS, N_LAYERS, N_MELS
 
+__all__ = ["ConformerConv", "EncoderLayer", "FCPE"]
+
 
 class ConformerConv(nn.Module):
     def __init__(self) -> None:

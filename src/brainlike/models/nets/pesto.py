@@ -7,6 +7,8 @@ from torch import nn
 
 from brainlike.models.zoo.pesto import CHANNELS, KERNEL, LEAKY_SLOPE, N_BINS_IN, OUTPUT_DIM
 
+__all__ = ["Encoder"]
+
 
 class Encoder(nn.Module):
     """(n, 219) log-power CQT frames -> {layer: (n, features)}."""

@@ -7,6 +7,8 @@ from torch import nn
 
 from brainlike.models.zoo.resemblyzer import HIDDEN, N_MELS
 
+__all__ = ["SpeakerEncoder"]
+
 
 class SpeakerEncoder(nn.Module):
     def __init__(self) -> None:

@@ -8,6 +8,8 @@ from torch.nn import functional as F
 
 from brainlike.models.zoo.silero_vad import CONTEXT, N_FFT, STFT_HOP, dft_basis
 
+__all__ = ["SileroVAD"]
+
 
 class SileroVAD(nn.Module):
     def __init__(self) -> None:

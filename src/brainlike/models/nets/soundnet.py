@@ -7,6 +7,8 @@ from torch import nn
 
 from brainlike.models.zoo.soundnet import BN_EPS, CONFIG
 
+__all__ = ["SoundNet8"]
+
 
 class SoundNet8(nn.Module):
     """conv -> BN -> ReLU (-> max-pool) x 7 on a (batch, 1, samples) waveform scaled by 256."""

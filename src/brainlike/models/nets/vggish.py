@@ -7,6 +7,8 @@ from torch import nn
 
 from brainlike.models.paper.vggish import _EMBEDDING_TAPS, _FEATURE_TAPS, EXAMPLE_FRAMES, N_MELS, log_mel_examples
 
+__all__ = ["VGGish"]
+
 
 class VGGish(nn.Module):
     """VGGish with the parameter names of torchvggish (``features.*``, ``embeddings.*``)."""

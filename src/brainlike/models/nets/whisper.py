@@ -8,6 +8,8 @@ from torch.nn import functional as F
 
 from brainlike.models.zoo.whisper import WhisperDims, sinusoids
 
+__all__ = ["Attention", "Block", "Encoder", "Decoder"]
+
 
 class Attention(nn.Module):
     def __init__(self, d: int, heads: int) -> None:

@@ -8,6 +8,8 @@ from torch.nn import functional as F
 
 from brainlike.models.zoo.yamnet import SEPARABLE, layer_names
 
+__all__ = ["SameConv", "conv3x3", "MobileNet"]
+
 
 class SameConv(nn.Conv2d):
     """Conv 3x3 stride 2 with TF "SAME" padding (one extra row/column at the end only)."""

@@ -18,6 +18,10 @@ from typing import Any, Iterable, Mapping, Sequence
 from brainlike.errors import ChecksumError, ModelError
 from brainlike.integrity import sha256_file, verify_file
 
+__all__ = ["MAX_LISTED", "Checkpoint", "hub_cache_dirs", "find_in_hub_cache", "resolve_checkpoint",
+           "check_publisher_hash", "read_checkpoint", "state_dict_from", "strip_prefix", "load_strict",
+           "parameter_count"]
+
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.[a-z]+$")
 _TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
 """Lines of torch's weights_only error that say nothing about the file (one suggests reloading unsafely)."""

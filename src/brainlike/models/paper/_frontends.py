@@ -16,6 +16,8 @@ import numpy as np
 
 from brainlike.models.mel import htk_mel_filterbank, hz_to_mel_natural as _kaldi_mel
 
+__all__ = ["FLOAT32_EPS", "kaldi_mel_banks", "kaldi_fbank", "htk_mel_filters", "stft_mel", "power_to_db"]
+
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 

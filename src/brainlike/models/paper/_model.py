@@ -6,6 +6,8 @@ from typing import Any, Callable, Mapping
 
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
 
+__all__ = ["PaperModel", "build_random", "stepped_layers", "family_loader", "register_sizes"]
+
 
 class PaperModel(TorchAudioModel):
     """A :class:`TorchAudioModel` around one of the paper's architectures.

@@ -24,6 +24,9 @@ from brainlike.models.paper._checkpoint import load_strict, read_checkpoint, res
 from brainlike.models.paper._model import PaperModel, build_random, family_loader
 from brainlike.models.registry import FamilyEntry, register_family
 
+__all__ = ["SAMPLE_RATE", "FAMILY", "ADAPTER_VERSION", "FBANK_MEAN", "FBANK_STD", "CHECKPOINT_NAMES", "BEATsConfig",
+           "build_beats", "load_checkpoint", "check_config"]
+
 SAMPLE_RATE = 16000
 FAMILY = "beats"
 ADAPTER_VERSION = 1

@@ -30,6 +30,9 @@ from brainlike.models.paper._checkpoint import load_strict, read_checkpoint, res
 from brainlike.models.paper._model import PaperModel, build_random, family_loader
 from brainlike.models.registry import FamilyEntry, register_family
 
+__all__ = ["SAMPLE_RATE", "ADAPTER_VERSION", "TARGET_RMS", "KELL_SAMPLES", "KELL_LAYERS", "RESNET_LAYERS",
+           "CHECKPOINT_NAMES", "same_pad", "ARCHITECTURES", "build_network", "network_state", "load_checkpoint"]
+
 SAMPLE_RATE = 20000
 ADAPTER_VERSION = 1
 TARGET_RMS = 0.1

@@ -25,6 +25,9 @@ from brainlike.models.paper._checkpoint import load_strict, read_checkpoint, res
 from brainlike.models.paper._model import PaperModel, build_random, family_loader, register_sizes, stepped_layers
 from brainlike.models.registry import FamilyEntry, register_family
 
+__all__ = ["SAMPLE_RATE", "FAMILY", "ADAPTER_VERSION", "CHECKPOINT_NAMES", "DashengConfig", "SIZES", "build_encoder",
+           "config_from_checkpoint", "load_checkpoint"]
+
 SAMPLE_RATE = 16000
 FAMILY = "dasheng"
 ADAPTER_VERSION = 1

@@ -35,6 +35,10 @@ from brainlike.models.paper._checkpoint import load_strict, read_checkpoint, res
 from brainlike.models.paper._model import PaperModel, build_random, family_loader, register_sizes, stepped_layers
 from brainlike.models.registry import FamilyEntry, register_family
 
+__all__ = ["SAMPLE_RATE", "FAMILY", "ADAPTER_VERSION", "NORM_MEAN", "NORM_STD", "HOP_LENGTH", "CHUNK_SECONDS",
+           "MIN_CHUNK", "CHECKPOINT_NAMES", "ENCODER_PREFIXES", "EncodecMAEConfig", "SIZES", "build_encodecmae",
+           "heads_from_gin", "config_from_state", "load_checkpoint"]
+
 SAMPLE_RATE = 24000
 FAMILY = "encodecmae"
 ADAPTER_VERSION = 1

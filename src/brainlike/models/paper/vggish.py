@@ -25,6 +25,10 @@ from brainlike.models.paper._checkpoint import load_strict, read_checkpoint, res
 from brainlike.models.paper._model import PaperModel, build_random, family_loader
 from brainlike.models.registry import FamilyEntry, register_family
 
+__all__ = ["SAMPLE_RATE", "FAMILY", "ADAPTER_VERSION", "WINDOW", "HOP", "N_FFT", "N_MELS", "EXAMPLE_FRAMES",
+           "LOG_OFFSET", "CHECKPOINT_NAMES", "LAYERS", "mel_matrix", "log_mel_examples", "build_vggish",
+           "load_checkpoint"]
+
 SAMPLE_RATE = 16000
 FAMILY = "vggish"
 ADAPTER_VERSION = 1

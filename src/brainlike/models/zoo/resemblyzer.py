@@ -23,6 +23,10 @@ import numpy as np
 
 from brainlike.models.zoo import ZooTorchModel, register_zoo_model
 
+__all__ = ["NAME", "SAMPLE_RATE", "N_FFT", "HOP", "N_MELS", "HIDDEN", "TARGET_DBFS", "INT16_MAX", "PARTIAL_FRAMES",
+           "PARTIAL_RATE", "MIN_COVERAGE", "LAYERS", "mel_filters", "normalize_volume", "mel_spectrogram",
+           "partial_slices", "load_state", "ResemblyzerModel"]
+
 NAME = "resemblyzer"
 SAMPLE_RATE = 16000
 N_FFT = 400

@@ -25,6 +25,9 @@ from brainlike.errors import ModelError
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
 from brainlike.models.zoo import register_zoo_entry, store
 
+__all__ = ["SAMPLE_RATE", "CHUNK", "CONTEXT", "N_FFT", "STFT_HOP", "LAYERS", "dft_basis", "chunk_inputs",
+           "build_module", "load_weights", "SileroVADModel"]
+
 SAMPLE_RATE = 16000
 CHUNK, CONTEXT, N_FFT, STFT_HOP = 512, 64, 256, 128
 LAYERS = ["stft", "conv1", "conv2", "conv3", "conv4", "lstm"]

@@ -29,6 +29,9 @@ from typing import Any, Mapping
 from brainlike.models.base import RANDOM_SEED, seed_everything_for_init
 from brainlike.models.zoo import ZooTorchModel, register_zoo_model
 
+__all__ = ["NAME", "SAMPLE_RATE", "INPUT_SCALE", "SOUND8_SHA256", "CONFIG", "LAYERS", "BN_EPS", "load_sound8",
+           "load_weights", "SoundNetModel"]
+
 NAME = "soundnet"
 SAMPLE_RATE = 22050
 INPUT_SCALE = 256.0

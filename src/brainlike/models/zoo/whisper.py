@@ -27,6 +27,11 @@ from brainlike.errors import ModelError
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
 from brainlike.models.zoo import register_zoo_entry, store
 
+__all__ = ["SAMPLE_RATE", "N_FFT", "HOP", "CHUNK_SAMPLES", "N_FRAMES", "CT2_BINARY_VERSION", "WhisperDims", "DIMS",
+           "read_ct2", "dims_from_variables", "mel_filters", "log_mel", "sinusoids", "load_whisper",
+           "WhisperEncoderModel", "TOKENS", "byte_decoder", "load_vocabulary", "decode_tokens", "greedy_decode",
+           "transcribe"]
+
 SAMPLE_RATE = 16000
 N_FFT = 400
 HOP = 160

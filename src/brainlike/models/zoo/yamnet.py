@@ -29,6 +29,10 @@ from brainlike.models.base import RANDOM_SEED, AudioModel, seed_everything_for_i
 from brainlike.models.zoo import register_zoo_entry, store
 from brainlike.models.zoo.onnx_tools import initializer, tapped_session
 
+__all__ = ["SAMPLE_RATE", "WIN", "N_FFT", "HOP", "N_MELS", "FMIN", "FMAX", "LOG_OFFSET", "PATCH", "PATCH_HOP",
+           "MIN_SAMPLES", "SEPARABLE", "TAP_PREFIX", "layer_names", "htk_mel_filters", "log_mel_patches",
+           "load_onnx_model", "class_names", "build_torch_mobilenet", "torch_state_from_onnx", "YAMNetModel"]
+
 SAMPLE_RATE = 16000
 WIN, N_FFT, HOP = 400, 512, 160
 N_MELS, FMIN, FMAX = 64, 125.0, 7500.0

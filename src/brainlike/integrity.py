@@ -110,11 +110,13 @@ def write_sums(path: str | os.PathLike, sums: Mapping[str, str]) -> None:
 
 
 # -------------------------------------------------------------------------------------------------------- writes
-def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], object], *,
+                       expect_sha256: str | None = None) -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, fsync, then rename it into place.
 
-    On any error (including KeyboardInterrupt) the temporary file is removed and ``path`` keeps its previous
-    content; readers never see a partial file.
+    With ``expect_sha256`` the written file is hashed first and renamed only if it matches (else
+    :class:`ChecksumError`, nothing written). On any error (including KeyboardInterrupt) the temporary file is
+    removed and ``path`` keeps its previous content; readers never see a partial file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +126,9 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], obje
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if expect_sha256 is not None and (actual := sha256_file(tmp)) != expect_sha256.lower():
+            raise ChecksumError(f"{path.name}: the data has sha256 {actual[:12]}..., expected {expect_sha256[:12]}...; "
+                                "nothing was written")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

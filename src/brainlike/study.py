@@ -34,7 +34,6 @@ Study file
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -51,7 +50,7 @@ from typing import Any, Mapping
 from brainlike import __version__
 from brainlike import progress as bars
 from brainlike.errors import BrainlikeError
-from brainlike.integrity import atomic_write
+from brainlike.integrity import atomic_write, sha256_bytes
 from brainlike.results import json_default
 
 __all__ = ["UNIT_FORMAT", "METRICS", "EXECUTORS", "ENV_VARS", "DEVICES", "StudyError", "Unit", "Study", "load_study",
@@ -114,7 +113,7 @@ class Unit:
         Code changes within one version are not seen: recompute with ``force=True`` (``--force``) after them.
         """
         payload = json.dumps({"format": UNIT_FORMAT, "brainlike": __version__, **self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return sha256_bytes(payload)[:16]
 
     @property
     def label(self) -> str:
@@ -580,7 +579,7 @@ def study_provenance(study: Study, units: list[Unit], results: Mapping[Unit, Map
     return {
         "kind": "study",
         "command": argv if argv is not None else sys.argv,
-        "study": {"name": study.name, "sha256": hashlib.sha256(study.source.encode()).hexdigest(),
+        "study": {"name": study.name, "sha256": sha256_bytes(study.source),
                   "source": study.source},
         "executor": dict(executor),
         "environment": {k: os.environ.get(k) for k in ENV_VARS},

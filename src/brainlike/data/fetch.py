@@ -108,25 +108,17 @@ def download(url: str, target: Path, sha256: str | None = None, timeout: float =
 
     Returns the digest. A failed download or a digest that differs leaves ``target`` as it was (nothing written).
     """
-    import hashlib
-
     def write(handle) -> None:
-        digest = hashlib.sha256()
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            while block := response.read(CHUNK):
-                digest.update(block)
-                handle.write(block)
-        digests.append(digest.hexdigest())
-        if sha256 is not None and digests[0] != sha256.lower():
-            raise ChecksumError(f"download of {url} has sha256 {digests[0][:12]}..., expected {sha256[:12]}...; "
-                                "nothing was written")
+            shutil.copyfileobj(response, handle, CHUNK)
 
-    digests: list[str] = []
     try:
-        atomic_write_bytes(target, write)
+        atomic_write_bytes(target, write, expect_sha256=sha256)
+    except ChecksumError as exc:
+        raise ChecksumError(f"download of {url}: {exc}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise DataError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
-    return digests[0]
+    return sha256.lower() if sha256 is not None else sha256_file(target)
 
 
 def download_verified(url: str, target: Path, sha256: str, timeout: float = 60.0) -> None:

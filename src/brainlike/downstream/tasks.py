@@ -19,7 +19,6 @@ Rendered sets live in ``cache_root()/tasks/<set>`` and are made by ``brainlike t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 
 from brainlike.config import cache_root, data_root
 from brainlike.errors import DataError, UnknownNameError
-from brainlike.integrity import read_sums, verify_file
+from brainlike.integrity import read_sums, sha256_bytes, verify_file
 
 __all__ = ["TaskInfo", "TASKS", "Split", "Task", "fold_split", "task_names", "resolve_tasks", "set_root", "load_task",
            "verify_task", "build_rendered", "list_tasks", "task_audio_files", "rendered_sources"]
@@ -135,7 +134,7 @@ class Task:
         """sha256 over the clip hashes in order and the padding/cropping parameters (identifies the clip set)."""
         text = json.dumps({"files": self.files, "sha256": self.file_sha256, "rate": self.info.sample_rate,
                            "min": self.info.min_seconds, "max": self.info.max_seconds})
-        return hashlib.sha256(text.encode()).hexdigest()
+        return sha256_bytes(text)
 
     def fold_order(self) -> list[str]:
         """Fold labels in the order the fold protocol uses."""
@@ -185,7 +184,7 @@ class Task:
         for i, (fold, label) in enumerate(zip(self.folds, self.labels)):
             groups.setdefault((str(fold), str(label)), []).append(i)
         for members in groups.values():
-            members.sort(key=lambda i: hashlib.sha256(self.files[i].encode()).hexdigest())
+            members.sort(key=lambda i: sha256_bytes(self.files[i]))
         chosen: list[int] = []
         for depth in range(max(len(m) for m in groups.values())):
             for key in sorted(groups):

@@ -11,6 +11,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Callable
 
+from brainlike.integrity import sha256_file
 from brainlike.models.base import TorchAudioModel
 
 __all__ = ["ZooTorchModel", "init_module", "register_zoo_entry", "register_zoo_model"]
@@ -106,10 +107,4 @@ class ZooTorchModel(TorchAudioModel):
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
         init_module(self, self.zoo_name, type(self).build_network, weights, weights_id, type(self).load_state,
-                    lambda: self.pinned_sha256 or _sha256(weights))
-
-
-def _sha256(path: Path) -> str:
-    from brainlike.integrity import sha256_file
-
-    return sha256_file(path)
+                    lambda: self.pinned_sha256 or sha256_file(weights))

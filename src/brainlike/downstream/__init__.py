@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import types
 
-__all__ = ["evaluate", "link", "probes", "tasks"]
+__all__ = ["evaluate", "link", "networks", "probes", "render", "tasks"]
 
 
 class _CallableModule(types.ModuleType):

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 __all__ = ["Results", "compare", "downstream", "extract", "link", "load_study", "make_report", "run_study",
            "score", "__version__"]
 
-_API = {"score": "brainlike.api", "extract": "brainlike.api", "link": "brainlike.api", "compare": "brainlike.api",
+_API = {"score": "brainlike.api", "link": "brainlike.api", "compare": "brainlike.api",
         "Results": "brainlike.results", "load_study": "brainlike.study", "run_study": "brainlike.study",
         "make_report": "brainlike.report"}
 
@@ -28,12 +28,31 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(_API[name]), name)
-    if name == "downstream":  # the subpackage, callable as brainlike.downstream(...)
+    if name in ("downstream", "extract"):  # subpackages, callable as brainlike.downstream(...) / extract(...)
         import importlib
 
-        return importlib.import_module("brainlike.downstream")
+        return importlib.import_module(f"brainlike.{name}")
     raise AttributeError(f"module 'brainlike' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def _make_callable(package: str, function: str) -> None:
+    """Make the subpackage ``package`` callable as ``brainlike.api.<function>``.
+
+    ``brainlike.extract`` and ``brainlike.downstream`` are both a subpackage and an API function: once the subpackage
+    is imported, ``brainlike.<name>`` is that module, so the module itself must forward calls to the function
+    (imported on first call).
+    """
+    import sys
+    import types
+
+    class CallablePackage(types.ModuleType):
+        def __call__(self, *args, **kwargs):
+            import importlib
+
+            return getattr(importlib.import_module("brainlike.api"), function)(*args, **kwargs)
+
+    sys.modules[package].__class__ = CallablePackage

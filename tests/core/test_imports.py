@@ -6,7 +6,7 @@ function: a lazy import is still a dependency). The stages, in pipeline order::
     foundations (errors, config, progress, integrity, plugins, results, executors) -> data -> models -> extract -> align
     -> downstream -> api -> pretrain -> report -> study -> cli
 
-A module may import its own stage and earlier ones. The exceptions are listed in ``BACKWARD`` with their reason.
+A module may import its own stage and earlier ones (exceptions would be listed in ``BACKWARD`` with their reason).
 Inside one stage, the import graph has no cycle, except an adapter and its network module
 (``models/<family>.py`` imports ``models/nets/<family>.py`` when a model is built; the network module reads the
 adapter's constants), which ``ADAPTER_NETWORK`` describes.
@@ -38,12 +38,9 @@ STAGES = [
 STAGE_NAMES = ["foundations", "data", "models", "extract", "align", "downstream", "api", "pretrain", "report",
                "study", "cli"]
 
-BACKWARD = {
-    ("brainlike.downstream", "brainlike.api"):
-        "the subpackage is callable (brainlike.downstream(...) is brainlike.api.downstream); the import runs only "
-        "inside that call",
-}
-"""Reviewed imports of a later stage: (importer, imported) -> reason."""
+BACKWARD: dict[tuple[str, str], str] = {}
+"""Reviewed imports of a later stage: (importer, imported) -> reason. None today: the callable subpackages
+(``brainlike.downstream(...)``, ``brainlike.extract(...)``) reach ``brainlike.api`` through the top-level package."""
 
 ADAPTER_NETWORK = re.compile(r"brainlike\.models\.(?:\w+\.)?(\w+)$")
 

@@ -27,11 +27,24 @@ POSITIONAL = {"score": {"models"}, "extract": {"model", "stimuli"}, "downstream"
 
 
 def api_function(name: str):
-    if name == "downstream":  # brainlike.downstream is the callable subpackage; the function is in brainlike.api
-        from brainlike.api import downstream
+    if name in ("downstream", "extract"):  # callable subpackages; the functions are in brainlike.api
+        from brainlike import api
 
-        return downstream
+        return getattr(api, name)
     return getattr(brainlike, name)
+
+
+@pytest.mark.parametrize("name", ["downstream", "extract"])
+def test_subpackages_named_like_api_functions_stay_callable(name, monkeypatch):
+    """Once the subpackage is imported, ``brainlike.<name>`` is the module: calling it must still call the API."""
+    import importlib
+
+    from brainlike import api
+
+    module = importlib.import_module(f"brainlike.{name}")
+    assert getattr(brainlike, name) is module
+    monkeypatch.setattr(api, name, lambda *args, **kwargs: (name, args, kwargs))
+    assert getattr(brainlike, name)("melspec", progress=False) == (name, ("melspec",), {"progress": False})
 
 
 def numpydoc_sections(doc: str) -> dict[str, str]:

@@ -138,12 +138,11 @@ def _hf_folder(folder: Path, marker: Path, weights: str) -> Path:
 
 
 def _mae_folder(folder: Path, marker: Path) -> Path:
-    from brainlike.models.nets.mae import CHECKPOINT_FORMAT, CONFIG_FILE, WEIGHTS_FILE
-    from brainlike.pretrain.presets import random_model_config
+    from brainlike.models.nets.mae import CHECKPOINT_FORMAT, CONFIG_FILE, SMALL_CONFIG, WEIGHTS_FILE
 
     folder.mkdir(parents=True)
     (folder / CONFIG_FILE).write_text(json.dumps({"format": CHECKPOINT_FORMAT,
-                                                  "model": random_model_config().to_dict()}))
+                                                  "model": SMALL_CONFIG.to_dict()}))
     write_payload(folder / WEIGHTS_FILE, marker)  # a pickle named model.safetensors
     return folder
 

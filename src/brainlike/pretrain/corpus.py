@@ -65,6 +65,13 @@ class Source:
     exclude: str = r"$^"
 
 
+KNOWN_HIDDEN_LEAKS = r"/archmage_attack(4|8|13)\.wav$"
+"""megaglest files that contain the recording of stim368_thunder but pass the fingerprint check (no exact
+sub-fingerprint hit proposes the alignment; whole-overlap bit error rate 0.30-0.32): their sibling
+``archmage_attack3.wav`` is caught (0.25). Aligned 44 ms apart, each of the four waveforms correlates 0.35-0.46 with
+the stimulus overall and 0.91-0.99 in every 250 ms segment after the spell sound mixed over its first 0.75-1 s
+(README, "Pretraining"). Left out of the sources."""
+
 SOURCES: dict[str, list[Source]] = {
     "speech": [Source(f"asterisk-core-sounds-{lang}-wav") for lang in ("en", "es", "fr", "it", "ru")]
     + [Source("klettres-data"), Source("ktuberling-data")],
@@ -72,7 +79,8 @@ SOURCES: dict[str, list[Source]] = {
               Source("widelands-data", r"/music/"), Source("megaglest-data", r"/music/"),
               Source("supertux-data", r"/music/")],
     "environmental": [Source("lincity-ng-data", r"/sounds/"), Source("widelands-data", r"/sound/", r"/music/"),
-                      Source("megaglest-data", r"/(tilesets/[^/]+/sounds|water_sounds|commondata/sounds)/", r"/music/")],
+                      Source("megaglest-data", r"/(tilesets/[^/]+/sounds|water_sounds|commondata/sounds)/",
+                             r"/music/|" + KNOWN_HIDDEN_LEAKS)],
 }
 """Per-domain sources from audio-corpora.md. Packages that are not installed are skipped (and reported)."""
 

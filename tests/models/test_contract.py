@@ -1,5 +1,7 @@
 """The model contract, driven by the registry: every registered model's random twin, every baseline and every
-family's ``@random`` passes ``validate-model`` on short clips. A new model is checked here with no new test.
+family's ``@random`` passes ``validate-model`` on two 2 s clips (the validator's clip length; at 1 s, pesto's log-CQT
+of near-silent frames turns float32 rounding differences between batched and single convolutions into 0.017,
+above the batch tolerance). A new model is checked here with no new test.
 
 Specs come from :mod:`brainlike.models.registry` at collection time: ``NAME@random`` for a model with a random twin,
 ``NAME`` for one without (the parameter-free baselines), ``FAMILY@random`` for a family that has a twin and no sized
@@ -17,7 +19,8 @@ from brainlike.models import registry
 from brainlike.models.validate import validate_model
 
 HEAVY = {"dasheng-1.2b@random": "4.9 GB of random weights", "dasheng-0.6b@random": "2.4 GB of random weights",
-         "encodecmae-large@random": "1.2 GB of random weights"}
+         "encodecmae-large@random": "1.2 GB of random weights",
+         "encodecmae-base@random": "50 s on a loaded 2-core machine; encodecmae-small@random runs the same code"}
 """Specs marked slow, with why (run them with ``-m slow``)."""
 
 
@@ -46,7 +49,7 @@ def _load(spec: str):
 
 @pytest.mark.parametrize("spec", [_param(s) for s in contract_specs()])
 def test_model_passes_validate_model(spec):
-    report = validate_model(_load(spec), seconds=1.0, n_clips=2)
+    report = validate_model(_load(spec), seconds=2.0, n_clips=2)
     assert report.ok, report.format()
 
 

@@ -1,7 +1,8 @@
 """Every neural dataset by name: the registry's front door (load, list, fetch).
 
 :data:`brainlike.data.neural.DATASETS` holds the registered datasets (``nh2015-components`` from
-:mod:`brainlike.data.neural`, the voxel sets ``nh2015`` and ``b2021`` from :mod:`brainlike.data.voxels`); a path to
+:mod:`brainlike.data.neural`, the voxel sets ``nh2015`` and ``b2021`` from :mod:`brainlike.data.voxels`, the ECoG
+sets ``ecog-nh2022*`` from :mod:`brainlike.data.ecog`); a path to
 a ``.nc`` / ``.npz`` file is a bring-your-own dataset (:mod:`brainlike.data.custom`). This module sits above those
 (it imports them; they never import it), so the data modules have no import cycle.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from brainlike.data import voxels
+from brainlike.data import ecog, voxels  # noqa: F401  (they register their datasets)
 from brainlike.data.custom import load_dataset_file
 from brainlike.data.fetch import FETCHABLE, fetch
 from brainlike.data.neural import DATASETS, NeuralDataset

@@ -50,6 +50,17 @@ def cochleagram_input(waveforms: torch.Tensor, n_samples: int | None) -> torch.T
     return cochleagram((x * (TARGET_RMS / rms)).float(), dtype=torch.float32)[:, None]
 
 
+def sound_cochleagram(waveforms: torch.Tensor, sound: slice) -> torch.Tensor:
+    """Cochleagram of sounds in silence: demean and RMS 0.1 computed on the sound alone, silence kept at 0."""
+    x = waveforms.double()
+    part = x[:, sound]
+    part = part - part.mean(dim=1, keepdim=True)
+    rms = part.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
+    x = torch.zeros_like(x)
+    x[:, sound] = part * (TARGET_RMS / rms)
+    return cochleagram(x.float(), dtype=torch.float32)[:, None]
+
+
 def as_time_major(x: torch.Tensor) -> torch.Tensor:
     """(B, C, F, T) -> (B, T, C*F), channel-major features; (B, D) -> (B, 1, D)."""
     if x.ndim == 2:
@@ -77,8 +88,9 @@ class CochCNN9(nn.Module):
         self.avgpool = PoolSame("avg", (2, 5), (2, 2))
         self.fullyconnected = nn.Linear(512 * 9 * 5, 4096)
 
-    def net_outputs(self, coch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All named stages from the cochleagram (B, 1, 211, 390), each as the official ``all_outputs``."""
+    def net_outputs(self, coch: torch.Tensor, head: bool = True) -> dict[str, torch.Tensor]:
+        """All named stages from the cochleagram (B, 1, 211, 390), each as the official ``all_outputs``
+        (``head=False``: without the fully connected ``relufc``)."""
         out = {"input_after_preproc": coch}
         x = self.batchnorm0(coch)
         out["relu0"] = x = torch.relu(self.conv0(x))
@@ -89,11 +101,17 @@ class CochCNN9(nn.Module):
         out["relu3"] = x = torch.relu(self.conv3(x))
         out["relu4"] = x = torch.relu(self.conv4(x))
         out["avgpool"] = x = self.avgpool(x)
-        out["relufc"] = torch.relu(self.fullyconnected(x.reshape(x.shape[0], -1)))
+        if head:
+            out["relufc"] = torch.relu(self.fullyconnected(x.reshape(x.shape[0], -1)))
         return out
 
     def layer_outputs(self, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = self.net_outputs(cochleagram_input(waveforms, KELL_SAMPLES))
+        return {k: as_time_major(v) for k, v in outputs.items()}
+
+    def frame_outputs(self, waveforms: torch.Tensor, sound: slice) -> dict[str, torch.Tensor]:
+        """Convolutional stages of a sound in silence (no 2 s crop; the fully connected layer is left out)."""
+        outputs = self.net_outputs(sound_cochleagram(waveforms, sound), head=False)
         return {k: as_time_major(v) for k, v in outputs.items()}
 
 
@@ -145,4 +163,10 @@ class CochResNet50(nn.Module):
 
     def layer_outputs(self, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = self.net_outputs(cochleagram_input(waveforms, None))
+        return {k: as_time_major(v) for k, v in outputs.items()}
+
+    def frame_outputs(self, waveforms: torch.Tensor, sound: slice) -> dict[str, torch.Tensor]:
+        """Every stage but the clip-level ``avgpool``, of a sound in silence."""
+        outputs = self.net_outputs(sound_cochleagram(waveforms, sound))
+        outputs.pop("avgpool")
         return {k: as_time_major(v) for k, v in outputs.items()}

@@ -51,7 +51,7 @@ def same_pad(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
 def _modules() -> dict[str, Any]:
     from brainlike.models.nets.cochnets import CochCNN9, CochResNet50
 
-    return {'cochcnn9': CochCNN9, 'cochresnet50': CochResNet50}
+    return {"cochcnn9": CochCNN9, "cochresnet50": CochResNet50}
 
 
 ARCHITECTURES = {
@@ -102,7 +102,45 @@ def _wrap(family: str, module: Any, weights_id: str, name: str, provenance: dict
     model = PaperModel(module, name=name, sample_rate=SAMPLE_RATE, layers=ARCHITECTURES[family]["layers"],
                        weights_id=weights_id, preprocessing=preprocessing, batch_size=4, provenance=provenance)
     model.adapter_version = ADAPTER_VERSION
+    model.clip_level_layers = ("relufc",) if family == "cochcnn9" else ("avgpool",)
+    model.frame_rule = kell_frame_samples if family == "cochcnn9" else resnet_frame_samples
     return model
+
+
+def _cochleagram_grid() -> Any:
+    from brainlike.models import cochleagram as coch
+    from brainlike.models.base import FrameGrid
+
+    return FrameGrid(coch.KERNEL_SIZE / 2, coch.SAMPLE_RATE // coch.ENV_SAMPLE_RATE)
+
+
+KELL_TIME_STAGES = [("relu0", 14, 3), ("maxpool0", 5, 2), ("relu1", 8, 2), ("maxpool1", 5, 2), ("relu2", 5, 1),
+                    ("relu3", 5, 1), ("relu4", 5, 1), ("avgpool", 5, 2)]
+"""(layer, kernel, stride) of CochCNN9 along time, all with TensorFlow "SAME" padding."""
+
+
+def kell_frame_samples(layer: str, n_frames: int, n_samples: int) -> Any:
+    """Centre (input sample) of each CochCNN9 step: cochleagram frame m at ``100 m + 500.5``; each SAME stage pads
+    ``same_pad(size, kernel, stride) // 2`` steps before (which depends on the length reaching it)."""
+    from brainlike.models import cochleagram as coch
+
+    grid, size = _cochleagram_grid(), coch.n_frames(n_samples)
+    for name, kernel, stride in [("input_after_preproc", 1, 1)] + KELL_TIME_STAGES:
+        if kernel > 1:
+            grid = grid.conv(kernel, stride, same_pad(size, kernel, stride) // 2)
+            size = -(-size // stride)
+        if name == layer:
+            return grid.times(n_frames, 1.0)
+    raise KeyError(layer)
+
+
+def resnet_frame_samples(layer: str, n_frames: int, n_samples: int) -> Any:
+    """Centre (input sample) of each CochResNet50 step: the stride-2 stages (conv1 k7 p3, max-pool k3 p1, 3 x 3
+    p1 convolutions of layer2-4) keep their centres on the cochleagram grid, every 2^s frames."""
+    strides = {"input_after_preproc": 1, "conv1_relu1": 2, "maxpool1": 4, "layer1": 4, "layer2": 8, "layer3": 16,
+               "layer4": 32}
+    grid = _cochleagram_grid()
+    return type(grid)(grid.offset, grid.hop * strides[layer]).times(n_frames, 1.0)
 
 
 def _family_loader(family: str):

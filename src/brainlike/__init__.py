@@ -12,6 +12,9 @@ The public API (imported on first use, so ``import brainlike`` stays light):
 
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
+
 __version__ = "0.1.0"
 
 __all__ = ["Results", "compare", "downstream", "extract", "link", "load_study", "make_report", "run_study",
@@ -39,20 +42,19 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-def _make_callable(package: str, function: str) -> None:
-    """Make the subpackage ``package`` callable as ``brainlike.api.<function>``.
+class _CallablePackage(_types.ModuleType):
+    """A subpackage that is also an API function: calling ``brainlike.<name>`` calls ``brainlike.api.<name>``.
 
-    ``brainlike.extract`` and ``brainlike.downstream`` are both a subpackage and an API function: once the subpackage
-    is imported, ``brainlike.<name>`` is that module, so the module itself must forward calls to the function
-    (imported on first call).
+    ``brainlike.extract`` and ``brainlike.downstream`` are both: once the subpackage is imported, ``brainlike.<name>``
+    is that module, so the module itself forwards calls to the function (imported on first call).
     """
-    import sys
-    import types
 
-    class CallablePackage(types.ModuleType):
-        def __call__(self, *args, **kwargs):
-            import importlib
+    def __call__(self, *args, **kwargs):
+        import importlib
 
-            return getattr(importlib.import_module("brainlike.api"), function)(*args, **kwargs)
+        return getattr(importlib.import_module("brainlike.api"), self.__name__.rsplit(".", 1)[-1])(*args, **kwargs)
 
-    sys.modules[package].__class__ = CallablePackage
+
+def _make_callable(package: str) -> None:
+    """Make the subpackage ``package`` (``brainlike.<name>``) callable as ``brainlike.api.<name>``."""
+    _sys.modules[package].__class__ = _CallablePackage

@@ -18,7 +18,7 @@ from brainlike.data.fetch import FETCHABLE, fetch
 from brainlike.data.neural import DATASETS, NeuralDataset
 from brainlike.errors import UnknownNameError
 
-__all__ = ["DATASETS", "fetch_dataset", "list_datasets", "load_dataset"]
+__all__ = ["DATASETS", "fetch_dataset", "list_datasets", "load_dataset", "FILE_SUFFIXES"]
 
 FILE_SUFFIXES = (".nc", ".npz")
 

@@ -24,18 +24,22 @@ from the files' own ``C`` struct (which adds a 12th category, ``SfX``).
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from brainlike.config import data_root
+from brainlike.data.fetch import ECOG_FOLDER, ecog_sums, fetch_on_demand, on_demand
 from brainlike.data.neural import DatasetEntry, NeuralDataset, register_dataset
 from brainlike.errors import DataError
-from brainlike.integrity import read_sums, verify_file
+from brainlike.integrity import verify_file
 
-FOLDER = "ecog_nh2022"
+__all__ = ["FOLDER", "COMPONENT_FILE", "HYPOTHESIS_FILES", "ELECTRODE_FOLDER", "ELECTRODE_TYPES", "AVERAGE_ROI",
+           "CITATION", "FETCH_HINT", "shipped_sums", "electrode_files", "electrode_target", "load_components",
+           "load_hypothesis", "load_electrodes"]
+
+FOLDER = ECOG_FOLDER
 COMPONENT_FILE = "ecog_component_responses.mat"
 HYPOTHESIS_FILES = {"song": "hypothesis_driven_components/song.mat",
                     "music": "hypothesis_driven_components/music.mat",
@@ -50,7 +54,7 @@ FETCH_HINT = "set BRAINLIKE_DATA to the data folder, or run `brainlike fetch eco
 
 def shipped_sums() -> dict[str, str]:
     """``{path relative to data/: sha256}`` of every ECoG file (shipped inside brainlike)."""
-    return read_sums(Path(str(resources.files("brainlike.data").joinpath("resources", FOLDER, "SHA256SUMS"))))
+    return ecog_sums()
 
 
 def electrode_files() -> list[str]:
@@ -84,8 +88,6 @@ def _folder(root: Path | None) -> Path:
 def _read(folder: Path, relative: str, verify: bool) -> tuple[dict, str]:
     """Load one .mat file after checking its sha256; return the variables and the digest."""
     import scipy.io
-
-    from brainlike.data.fetch import fetch_on_demand
 
     path = folder / relative
     if not path.is_file():
@@ -199,8 +201,6 @@ def _pinned_set(relative: str) -> str:
 
 
 def _missing(paths: list[str]) -> str | None:
-    from brainlike.data.fetch import on_demand
-
     folder = _folder(None)
     absent = [p for p in paths if not (folder / p).is_file()]
     if not absent or on_demand(_pinned_set(absent[0])):  # downloaded on first use (pinned by sha256)

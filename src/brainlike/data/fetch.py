@@ -29,13 +29,15 @@ from brainlike.config import data_root
 from brainlike.errors import ChecksumError, DataError, UnknownNameError
 from brainlike.integrity import CHUNK, atomic_write_bytes, read_sums, sha256_file
 
-__all__ = ["NATSOUND_COMMIT", "DEFAULT_BASE", "ECOG_COMMIT", "ECOG_BASE", "RemoteFile", "FETCHABLE", "base_url",
-           "fetch", "download", "download_verified", "on_demand", "fetch_on_demand"]
+__all__ = ["NATSOUND_COMMIT", "DEFAULT_BASE", "ECOG_COMMIT", "ECOG_BASE", "ECOG_FOLDER", "RemoteFile", "FETCHABLE",
+           "base_url", "ecog_sums", "fetch", "download", "download_verified", "on_demand", "fetch_on_demand"]
 
 NATSOUND_COMMIT = "b41b99ff620d7997dbf278fc770f58566707726a"
 DEFAULT_BASE = f"https://raw.githubusercontent.com/snormanhaignere/natsound165-neuron2015/{NATSOUND_COMMIT}/"
 ECOG_COMMIT = "03bb41e95d04c191acd3b76b1c11d7185096f1f3"
 ECOG_BASE = f"https://raw.githubusercontent.com/snormanhaignere/song-ecog-current-biology/{ECOG_COMMIT}/"
+ECOG_FOLDER = "ecog_nh2022"
+"""Folder of the ECoG files in the data root (the repository's ``data/`` layout below it)."""
 
 
 @dataclass(frozen=True)
@@ -72,18 +74,21 @@ def _natsound_local() -> list[tuple[Path, str]]:
             (_resource("natsound165", "stimuli_SHA256SUMS"), "natsound165/stimuli/SHA256SUMS")]
 
 
+def ecog_sums() -> dict[str, str]:
+    """``{path relative to data/: sha256}`` of every ECoG file (shipped inside brainlike)."""
+    return read_sums(_resource(ECOG_FOLDER, "SHA256SUMS"))
+
+
 def _ecog_files(select: Callable[[str], bool]) -> Callable[[], list[RemoteFile]]:
     def files() -> list[RemoteFile]:
-        from brainlike.data.ecog import FOLDER, shipped_sums
-
-        return [RemoteFile(f"data/{path}", f"{FOLDER}/{path}", digest, ECOG_BASE)
-                for path, digest in sorted(shipped_sums().items()) if select(path)]
+        return [RemoteFile(f"data/{path}", f"{ECOG_FOLDER}/{path}", digest, ECOG_BASE)
+                for path, digest in sorted(ecog_sums().items()) if select(path)]
 
     return files
 
 
 def _ecog_local() -> list[tuple[Path, str]]:
-    return [(_resource("ecog_nh2022", "SHA256SUMS"), "ecog_nh2022/SHA256SUMS")]
+    return [(_resource(ECOG_FOLDER, "SHA256SUMS"), f"{ECOG_FOLDER}/SHA256SUMS")]
 
 
 FETCHABLE: dict[str, tuple[Callable[[], list[RemoteFile]], Callable[[], list[tuple[Path, str]]]]] = {

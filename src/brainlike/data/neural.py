@@ -25,6 +25,10 @@ from brainlike.config import data_root
 from brainlike.errors import DataError, ProtocolError
 from brainlike.integrity import read_sums, verify_file
 
+__all__ = ["AVERAGED_DIMS", "TIME_DIMS", "COMPONENT_NAMES", "NeuralDataset", "TIME_TOLERANCE", "format_window",
+           "parse_window", "check_time_coordinate", "load_nh2015_components", "DatasetEntry", "DATASETS",
+           "register_dataset"]
+
 log = logging.getLogger(__name__)
 AVERAGED_DIMS = ("stimulus", "target", "repetition")
 TIME_DIMS = ("stimulus", "time", "target", "repetition")

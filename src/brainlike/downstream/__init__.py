@@ -10,4 +10,4 @@ from brainlike import _make_callable
 
 __all__ = ["evaluate", "link", "networks", "probes", "render", "tasks"]
 
-_make_callable(__name__, "downstream")
+_make_callable(__name__)

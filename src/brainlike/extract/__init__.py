@@ -8,4 +8,4 @@ from brainlike.extract.extractor import Activations, embed_clips, extract_activa
 
 __all__ = ["Activations", "embed_clips", "extract_activations", "model_key_parts"]
 
-_make_callable(__name__, "extract")
+_make_callable(__name__)

@@ -24,7 +24,7 @@ import numpy as np
 
 from brainlike.errors import ModelError
 
-__all__ = ["AudioModel", "TorchAudioModel", "seed_everything_for_init", "RANDOM_SEED"]
+__all__ = ["AudioModel", "TorchAudioModel", "seed_everything_for_init", "RANDOM_SEED", "FrameGrid"]
 
 
 class AudioModel(ABC):

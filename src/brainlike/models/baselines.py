@@ -18,7 +18,8 @@ from brainlike.models.mel import htk_mel_filterbank
 from brainlike.models.registry import ModelEntry, register_model
 
 __all__ = ["MEL_SAMPLE_RATE", "MEL_N_FFT", "MEL_HOP", "MEL_FMIN", "MEL_FMAX", "MEL_POWER_FLOOR", "N_MFCC",
-           "mel_filterbank", "power_spectrogram", "log_mel", "mfcc", "MelSpectrogram", "RandomFeatures"]
+           "mel_filterbank", "power_spectrogram", "log_mel", "mfcc", "MelSpectrogram", "RandomFeatures",
+           "ENVELOPE_FLOOR_DB", "BroadbandEnvelope", "FrameCochleagram"]
 
 MEL_SAMPLE_RATE = 16000
 MEL_N_FFT = 400  # 25 ms Hann window

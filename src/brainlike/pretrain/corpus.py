@@ -42,7 +42,8 @@ __all__ = ["CORPUS_RATE", "AUDIO_EXTENSIONS", "DOMAINS", "DEFAULT_BUDGET_SECONDS
            "SCORE_CORPORA", "RENDER_PROGRAMS", "RENDER_SOUNDFONTS", "RENDER_BATCH", "score_sources", "render_clips",
            "build_corpus", "leak_filter", "collect_clips", "take_budget", "write_corpus", "FP_RATE", "FP_FRAME",
            "FP_HOP", "FP_BANDS", "BER_THRESHOLDS", "MIN_OVERLAP", "MIN_FRAMES", "fingerprint", "bit_error_rate",
-           "FingerprintIndex", "max_ber", "reference_files", "rendered_task_files", "reference_index", "check_leakage"]
+           "FingerprintIndex", "max_ber", "reference_files", "rendered_task_files", "reference_index", "check_leakage",
+           "KNOWN_HIDDEN_LEAKS"]
 
 CORPUS_RATE = 16000
 AUDIO_EXTENSIONS = (".wav", ".ogg", ".flac", ".mp3", ".oga")

@@ -11,7 +11,7 @@ from brainlike.models.cochleagram import cochleagram
 from brainlike.models.paper.cochnets import KELL_SAMPLES, TARGET_RMS, same_pad
 
 __all__ = ["pad_same", "Conv2dSame", "PoolSame", "cochleagram_input", "as_time_major", "CochCNN9", "Bottleneck",
-           "CochResNet50"]
+           "CochResNet50", "sound_cochleagram"]
 
 
 def pad_same(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], value: float = 0.0):

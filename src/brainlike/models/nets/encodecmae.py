@@ -9,8 +9,15 @@ from torch import nn
 
 from brainlike.errors import ModelError
 from brainlike.models.paper._frontends import kaldi_fbank
-from brainlike.models.paper.encodecmae import (CHUNK_SECONDS, HOP_LENGTH, MIN_CHUNK, NORM_MEAN, NORM_STD, SAMPLE_RATE,
-                                               EncodecMAEConfig)
+from brainlike.models.paper.encodecmae import (
+    CHUNK_SECONDS,
+    HOP_LENGTH,
+    MIN_CHUNK,
+    NORM_MEAN,
+    NORM_STD,
+    SAMPLE_RATE,
+    EncodecMAEConfig,
+)
 
 __all__ = ["WavEncoder", "WNConv1d", "reflect_pad", "ResBlock", "SLSTM", "SEANetEncoder", "EncodecWavEncoder",
            "Sinusoidal", "MultiHeadAttention", "TransformerLayer", "feed_forward", "VisibleEncoder", "EncodecMAE"]

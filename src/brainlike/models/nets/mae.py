@@ -38,7 +38,8 @@ from brainlike.models.mel import htk_mel_edges, htk_mel_filterbank
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CONFIG_FILE", "SMALL_CONFIG", "WEIGHTS_FILE", "ConvBlock",
            "LogMel", "MAEConfig", "MaskedAudioModel", "TransformerBlock", "count_parameters", "load_checkpoint",
            "mel_centres", "mel_filterbank", "nearest_centroid", "normalise_patches", "patchify",
-           "read_checkpoint_config", "resolve_checkpoint", "save_checkpoint", "sinusoidal_positions"]
+           "read_checkpoint_config", "resolve_checkpoint", "save_checkpoint", "sinusoidal_positions", "ENCODERS",
+           "TARGETS", "CODE_SOURCES"]
 
 CHECKPOINT_FORMAT = "brainlike-mae"
 CHECKPOINT_VERSION = 1

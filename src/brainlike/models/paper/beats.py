@@ -25,7 +25,7 @@ from brainlike.models.paper._model import PaperModel, build_random, family_loade
 from brainlike.models.registry import FamilyEntry, register_family
 
 __all__ = ["SAMPLE_RATE", "FAMILY", "ADAPTER_VERSION", "FBANK_MEAN", "FBANK_STD", "CHECKPOINT_NAMES", "BEATsConfig",
-           "build_beats", "load_checkpoint", "check_config"]
+           "build_beats", "load_checkpoint", "check_config", "token_samples"]
 
 SAMPLE_RATE = 16000
 FAMILY = "beats"

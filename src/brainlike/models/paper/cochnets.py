@@ -31,7 +31,8 @@ from brainlike.models.paper._model import PaperModel, build_random, family_loade
 from brainlike.models.registry import FamilyEntry, register_family
 
 __all__ = ["SAMPLE_RATE", "ADAPTER_VERSION", "TARGET_RMS", "KELL_SAMPLES", "KELL_LAYERS", "RESNET_LAYERS",
-           "CHECKPOINT_NAMES", "same_pad", "ARCHITECTURES", "build_network", "network_state", "load_checkpoint"]
+           "CHECKPOINT_NAMES", "same_pad", "ARCHITECTURES", "build_network", "network_state", "load_checkpoint",
+           "KELL_TIME_STAGES", "kell_frame_samples", "resnet_frame_samples"]
 
 SAMPLE_RATE = 20000
 ADAPTER_VERSION = 1

@@ -26,7 +26,7 @@ from brainlike.models.paper._model import PaperModel, build_random, family_loade
 from brainlike.models.registry import FamilyEntry, register_family
 
 __all__ = ["SAMPLE_RATE", "FAMILY", "ADAPTER_VERSION", "CHECKPOINT_NAMES", "DashengConfig", "SIZES", "build_encoder",
-           "config_from_checkpoint", "load_checkpoint"]
+           "config_from_checkpoint", "load_checkpoint", "token_samples"]
 
 SAMPLE_RATE = 16000
 FAMILY = "dasheng"

@@ -37,7 +37,7 @@ from brainlike.models.registry import FamilyEntry, register_family
 
 __all__ = ["SAMPLE_RATE", "FAMILY", "ADAPTER_VERSION", "NORM_MEAN", "NORM_STD", "HOP_LENGTH", "CHUNK_SECONDS",
            "MIN_CHUNK", "CHECKPOINT_NAMES", "ENCODER_PREFIXES", "EncodecMAEConfig", "SIZES", "build_encodecmae",
-           "heads_from_gin", "config_from_state", "load_checkpoint"]
+           "heads_from_gin", "config_from_state", "load_checkpoint", "mel_frame_samples"]
 
 SAMPLE_RATE = 24000
 FAMILY = "encodecmae"

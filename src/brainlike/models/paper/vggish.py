@@ -27,7 +27,7 @@ from brainlike.models.registry import FamilyEntry, register_family
 
 __all__ = ["SAMPLE_RATE", "FAMILY", "ADAPTER_VERSION", "WINDOW", "HOP", "N_FFT", "N_MELS", "EXAMPLE_FRAMES",
            "LOG_OFFSET", "CHECKPOINT_NAMES", "LAYERS", "mel_matrix", "log_mel_examples", "build_vggish",
-           "load_checkpoint"]
+           "load_checkpoint", "layer_samples"]
 
 SAMPLE_RATE = 16000
 FAMILY = "vggish"

@@ -27,7 +27,7 @@ from brainlike.models.zoo import register_zoo_entry, store
 from brainlike.models.zoo.onnx_tools import consumers, glorot_uniform, initializer, replace_initializers, tapped_session
 
 __all__ = ["SAMPLE_RATE", "WINDOW", "FRAMES_PER_WINDOW", "OVERLAP_FRAMES", "PREPEND", "HOP", "INPUT", "NOTE_OUTPUT",
-           "TAPS", "windows", "unwrap", "randomised_graph", "BasicPitchModel"]
+           "TAPS", "windows", "unwrap", "randomised_graph", "BasicPitchModel", "CQT_HOP"]
 
 SAMPLE_RATE = 22050
 WINDOW = 43844  # 2 s * 22050 - 256

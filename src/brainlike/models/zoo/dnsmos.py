@@ -36,6 +36,11 @@ from brainlike.errors import ModelError
 from brainlike.models.base import TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
 
+__all__ = ["NAME", "SAMPLE_RATE", "N_FFT", "HOP", "N_MELS", "SEGMENT", "LAYERS", "CHANNELS", "POOL_AFTER",
+           "mel_filters", "log_mel", "load_state", "DnsmosP808Model", "P835_LAYERS", "P835_CHANNELS",
+           "P835_POOL_AFTER", "P835_POLYNOMIALS", "frames_320", "load_p835_state", "repeated_segments",
+           "DnsmosP835Model"]
+
 NAME = "dnsmos-p808"
 SAMPLE_RATE = 16000
 N_FFT = 321
@@ -52,7 +57,7 @@ _DENSE = "mos_estimator_small_1/dense_{}/{}/ReadVariableOp/resource:0"
 @lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
     """120 Slaney mel filters (Slaney norm, 0-8 kHz) on the 321-point rfft grid: (120, 161)."""
-    from brainlike.models.zoo.whisper import mel_filters as slaney_filters
+    from brainlike.models.mel import slaney_mel_filterbank as slaney_filters
 
     return slaney_filters(SAMPLE_RATE, N_FFT, N_MELS)
 
@@ -61,9 +66,9 @@ def log_mel(waveforms: Any) -> Any:
     """(batch, samples) -> DNSMOS P.808 input (batch, 1 + samples // 160, 120)."""
     import torch
 
-    window = torch.hann_window(N_FFT, periodic=True, dtype=waveforms.dtype, device=waveforms.device)
-    spec = torch.stft(waveforms, N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True)
-    mel = torch.matmul(torch.as_tensor(mel_filters(), device=waveforms.device), spec.real**2 + spec.imag**2)
+    from brainlike.models.mel import mel_power
+
+    mel = mel_power(waveforms, mel_filters(), N_FFT, HOP)
     db = 10 * torch.log10(mel.clamp_min(1e-10))
     ref = 10 * torch.log10(mel.amax(dim=(1, 2), keepdim=True).clamp_min(1e-10))
     db = torch.maximum(db - ref, torch.full_like(db, -80.0))
@@ -71,26 +76,7 @@ def log_mel(waveforms: Any) -> Any:
 
 
 def _build_network() -> Any:
-    import torch
-    from torch import nn
-
-    class P808(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.convs = nn.ModuleList([nn.Conv2d(cin, cout, 3, padding=1) for cin, cout in CHANNELS])
-            self.dense1, self.dense2, self.dense3 = nn.Linear(64, 64), nn.Linear(64, 64), nn.Linear(64, 1)
-
-        def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
-            out, x = {}, mel[:, None]
-            for i, conv in enumerate(self.convs, start=1):
-                x = torch.relu(conv(x))
-                if i in POOL_AFTER:
-                    x = nn.functional.max_pool2d(x, 2)
-                out[f"conv{i}"] = x
-            out["dense1"] = torch.relu(self.dense1(x.amax(dim=(2, 3))))
-            out["dense2"] = torch.relu(self.dense2(out["dense1"]))
-            out["mos"] = self.dense3(out["dense2"])
-            return out
+    from brainlike.models.nets.dnsmos import P808
 
     return P808()
 
@@ -176,29 +162,7 @@ def frames_320(waveforms: Any) -> Any:
 
 
 def _build_p835() -> Any:
-    import torch
-    from torch import nn
-
-    class P835(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stft_real = nn.Linear(2 * HOP, 161, bias=False)
-            self.stft_imag = nn.Linear(2 * HOP, 161, bias=False)
-            self.convs = nn.ModuleList([nn.Conv2d(cin, cout, 3, padding=1) for cin, cout in P835_CHANNELS])
-            self.dense1, self.dense2, self.dense3 = nn.Linear(64, 128), nn.Linear(128, 64), nn.Linear(64, 3)
-
-        def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-            power = self.stft_real(frames) ** 2 + self.stft_imag(frames) ** 2
-            out = {"logpow": torch.log10(power.clamp_min(1e-12))}
-            x = out["logpow"][:, None]
-            for i, conv in enumerate(self.convs, start=1):
-                x = out[f"conv{i}"] = torch.relu(conv(x))
-                if i in P835_POOL_AFTER:
-                    x = nn.functional.max_pool2d(x, 2)
-            out["dense1"] = torch.relu(self.dense1(x.amax(dim=(2, 3))))
-            out["dense2"] = torch.relu(self.dense2(out["dense1"]))
-            out["scores"] = self.dense3(out["dense2"])
-            return out
+    from brainlike.models.nets.dnsmos import P835
 
     return P835()
 

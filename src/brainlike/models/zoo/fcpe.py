@@ -42,7 +42,7 @@ LAYERS = ["input_stack"] + [f"encoder{i}" for i in range(N_LAYERS)] + ["output"]
 @lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
     """128 Slaney mel filters (Slaney norm, 0-8 kHz) on the 1024-point rfft grid: (128, 513)."""
-    from brainlike.models.zoo.whisper import mel_filters as slaney_filters
+    from brainlike.models.mel import slaney_mel_filterbank as slaney_filters
 
     return slaney_filters(SAMPLE_RATE, N_FFT, N_MELS)
 

@@ -45,7 +45,7 @@ LAYERS = ["lstm0", "lstm1", "lstm2", "embedding"]
 @lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
     """40 Slaney mel filters (Slaney norm, 0-8 kHz) on the 400-point rfft grid: (40, 201)."""
-    from brainlike.models.zoo.whisper import mel_filters as slaney_filters
+    from brainlike.models.mel import slaney_mel_filterbank as slaney_filters
 
     return slaney_filters(SAMPLE_RATE, N_FFT, N_MELS)
 

@@ -32,7 +32,7 @@ from brainlike.models.base import RANDOM_SEED, FrameGrid, seed_everything_for_in
 from brainlike.models.zoo import ZooTorchModel, register_zoo_model
 
 __all__ = ["NAME", "SAMPLE_RATE", "INPUT_SCALE", "SOUND8_SHA256", "CONFIG", "LAYERS", "BN_EPS", "load_sound8",
-           "load_weights", "SoundNetModel"]
+           "load_weights", "SoundNetModel", "layer_grid"]
 
 NAME = "soundnet"
 SAMPLE_RATE = 22050

@@ -174,30 +174,10 @@ def dims_from_variables(variables: Mapping[str, np.ndarray]) -> WhisperDims:
 
 def mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = 80, fmin: float = 0.0,
                 fmax: float | None = None) -> np.ndarray:
-    """Slaney-scale, Slaney-normalised triangular mel filters from ``fmin`` to ``fmax`` (default: Nyquist), shape
-    (n_mels, 1 + n_fft//2).
+    """Whisper's filter bank: :func:`brainlike.models.mel.slaney_mel_filterbank` (0 Hz to Nyquist by default)."""
+    from brainlike.models.mel import slaney_mel_filterbank
 
-    This is the filter bank of librosa's ``filters.mel`` (defaults: 0 Hz to Nyquist, which Whisper uses).
-    """
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
-
-    def hz_to_mel(f: np.ndarray) -> np.ndarray:
-        f = np.asarray(f, dtype=np.float64)
-        return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
-
-    def mel_to_hz(m: np.ndarray) -> np.ndarray:
-        return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)  # = linspace(0, sr / 2) for even n_fft
-    mel_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(sample_rate / 2 if fmax is None else fmax), n_mels + 2))
-    widths = np.diff(mel_hz)
-    ramps = mel_hz[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
-    return weights.astype(np.float32)
+    return slaney_mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
 
 
 def log_mel(audio: Any, filters: Any) -> Any:

@@ -31,7 +31,8 @@ from brainlike.models.zoo.onnx_tools import initializer, tapped_session
 
 __all__ = ["SAMPLE_RATE", "WIN", "N_FFT", "HOP", "N_MELS", "FMIN", "FMAX", "LOG_OFFSET", "PATCH", "PATCH_HOP",
            "MIN_SAMPLES", "SEPARABLE", "TAP_PREFIX", "layer_names", "htk_mel_filters", "log_mel_patches",
-           "load_onnx_model", "class_names", "build_torch_mobilenet", "torch_state_from_onnx", "YAMNetModel"]
+           "load_onnx_model", "class_names", "build_torch_mobilenet", "torch_state_from_onnx", "YAMNetModel",
+           "layer_grid"]
 
 SAMPLE_RATE = 16000
 WIN, N_FFT, HOP = 400, 512, 160

@@ -54,12 +54,12 @@ def register_zoo_model(name: str, model_class: Callable[..., Any], description: 
 
 
 def init_module(model: Any, name: str, build_network: Callable[[], Any], weights: Any, weights_id: str | None,
-                load_state: Callable[[Any], dict], default_id: Callable[[], str]) -> None:
+                load_state: Callable[[Any], dict], default_id: Callable[[], str] | None = None) -> None:
     """Common set-up of a zoo torch adapter: name, seeded network, strict weight loading or the random twin.
 
     ``model.name`` becomes ``name`` or ``name@random``; the network is built after seeding torch with the twin seed
     (so the twin is reproducible); pretrained weights come from ``load_state(weights)`` with strict key matching and
-    ``weights_id`` falls back to ``default_id()`` (the pinned or computed sha256).
+    ``weights_id`` falls back to ``default_id()`` (e.g. the pinned sha256), else the sha256 of the weights file.
     """
     from brainlike.models.base import RANDOM_SEED, seed_everything_for_init
 
@@ -70,7 +70,7 @@ def init_module(model: Any, name: str, build_network: Callable[[], Any], weights
         model.weights_id = f"random:{RANDOM_SEED}"
     else:
         model.module.load_state_dict(load_state(weights), strict=True)
-        model.weights_id = weights_id or default_id()
+        model.weights_id = weights_id or (default_id() if default_id is not None else sha256_file(weights))
     model.module.eval()
 
 
@@ -107,4 +107,4 @@ class ZooTorchModel(TorchAudioModel):
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
         init_module(self, self.zoo_name, type(self).build_network, weights, weights_id, type(self).load_state,
-                    lambda: self.pinned_sha256 or sha256_file(weights))
+                    (lambda: self.pinned_sha256) if self.pinned_sha256 else None)

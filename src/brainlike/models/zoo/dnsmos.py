@@ -120,9 +120,7 @@ class DnsmosP808Model(TorchAudioModel):
     hop_seconds = {f"conv{i}": HOP / SAMPLE_RATE * p for i, p in zip(range(1, 6), (2, 4, 4, 8, 8))}
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
-
-        init_module(self, NAME, _build_network, weights, weights_id, load_state, lambda: sha256_file(weights))
+        init_module(self, NAME, _build_network, weights, weights_id, load_state)
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         raw = self.module(log_mel(waveforms))
@@ -219,10 +217,7 @@ class DnsmosP835Model(TorchAudioModel):
     hop_seconds = {layer: HOP / SAMPLE_RATE * (1, 1, 1, 1, 1, 2, 4, 8)[i] for i, layer in enumerate(P835_LAYERS[:8])}
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
-
-        init_module(self, "dnsmos-p835", _build_p835, weights, weights_id, load_p835_state,
-                    lambda: sha256_file(weights))
+        init_module(self, "dnsmos-p835", _build_p835, weights, weights_id, load_p835_state)
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         raw = self.module(frames_320(waveforms))

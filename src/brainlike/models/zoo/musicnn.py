@@ -160,14 +160,12 @@ class MusicnnModel(TorchAudioModel):
     batch_size = 8
 
     def __init__(self, name: str, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
-
         self.architecture = CHECKPOINTS[name][1]
         self.layers = list(MUSICNN_LAYERS if self.architecture == "musicnn" else VGG_LAYERS)
         self.preprocessing = {"mel": "slaney96-power-float16-log10(10000x+1)", "n_fft": N_FFT, "hop": HOP,
                               "patch": None if self.architecture == "musicnn" else PATCH}
         init_module(self, name, lambda: _build_network(self.architecture), weights, weights_id,
-                    lambda path: load_checkpoint(self.module, name, path, weights_id), lambda: sha256_file(weights))
+                    lambda path: load_checkpoint(self.module, name, path, weights_id))
         frame = HOP / SAMPLE_RATE
         if self.architecture == "musicnn":
             self.hop_seconds = {layer: frame for layer in self.layers[:5]}

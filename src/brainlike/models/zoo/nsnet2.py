@@ -105,9 +105,7 @@ class NSNet2Model(TorchAudioModel):
     hop_seconds = {layer: HOP / SAMPLE_RATE for layer in LAYERS}
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
-
-        init_module(self, NAME, _build_network, weights, weights_id, load_state, lambda: sha256_file(weights))
+        init_module(self, NAME, _build_network, weights, weights_id, load_state)
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         return self.module(log_power(waveforms))

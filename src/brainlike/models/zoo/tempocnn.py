@@ -209,15 +209,13 @@ class TempoCNNModel(TorchAudioModel):
     batch_size = 8
 
     def __init__(self, name: str, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
-
         variant = VARIANTS[name]
         self.variant = variant
         self.layers = layer_names(variant.architecture)
         self.preprocessing = {"mel": "slaney40-20-5000-magnitude", "n_fft": N_FFT, "hop": HOP, "window": WINDOW,
                               "window_hop": WINDOW, "normaliser": variant.normaliser}
         init_module(self, name, lambda: _build_network(variant.architecture, variant.width), weights, weights_id,
-                    lambda path: state_from_keras(self.module, read_keras_h5(path)), lambda: sha256_file(weights))
+                    lambda path: state_from_keras(self.module, read_keras_h5(path)))
         pools = self._time_pools()
         frame = HOP / SAMPLE_RATE
         self.hop_seconds = {layer: frame * pools[layer] if layer in pools else WINDOW * frame for layer in self.layers}

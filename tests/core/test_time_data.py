@@ -15,7 +15,8 @@ import xarray as xr
 
 from brainlike.data import ecog
 from brainlike.data.custom import load_dataset_file, validate_file
-from brainlike.data.neural import NeuralDataset, load_dataset, parse_window
+from brainlike.data.datasets import load_dataset
+from brainlike.data.neural import NeuralDataset, parse_window
 from brainlike.errors import ChecksumError, DataError, ProtocolError
 
 STIMULI = [f"stim{i}_sound" for i in range(6)]

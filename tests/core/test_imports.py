@@ -4,7 +4,7 @@ Every ``import`` of a ``brainlike`` module in src/brainlike is read from the sou
 function: a lazy import is still a dependency). The stages, in pipeline order::
 
     foundations (errors, config, progress, integrity, plugins, results, executors) -> data -> models -> extract -> align
-    -> downstream -> api -> pretrain -> report -> study -> cli
+    -> downstream -> report -> api -> pretrain -> study -> cli
 
 A module may import its own stage and earlier ones (exceptions would be listed in ``BACKWARD`` with their reason).
 Inside one stage, the import graph has no cycle, except an adapter and its network module
@@ -29,13 +29,13 @@ STAGES = [
     {"extract"},
     {"align"},
     {"downstream"},
+    {"report"},
     {"api"},
     {"pretrain"},
-    {"report"},
     {"study"},
     {"cli", "__main__"},
 ]
-STAGE_NAMES = ["foundations", "data", "models", "extract", "align", "downstream", "api", "pretrain", "report",
+STAGE_NAMES = ["foundations", "data", "models", "extract", "align", "downstream", "report", "api", "pretrain",
                "study", "cli"]
 
 BACKWARD: dict[tuple[str, str], str] = {}

@@ -17,11 +17,13 @@ SRC = ROOT / "src" / "brainlike"
 API_DOC = (ROOT / "docs" / "api.md").read_text()
 CONTRACTS = (ROOT / "docs" / "contracts.md").read_text()
 
-FUNCTIONS = ["score", "extract", "downstream", "link", "compare", "load_study", "run_study", "make_report"]
+FUNCTIONS = ["score", "extract", "downstream", "link", "compare", "similarity", "ceiling", "load_study", "run_study",
+             "make_report"]
 """The functions of ``brainlike.__all__`` (``Results`` is the class)."""
 
 POSITIONAL = {"score": {"models"}, "extract": {"model", "stimuli"}, "downstream": {"models"},
-              "link": {"results"}, "compare": {"results", "model_a", "model_b"}, "load_study": {"path"},
+              "link": {"results"}, "compare": {"results", "models"}, "similarity": {"feature_sets"},
+              "ceiling": {"dataset"}, "load_study": {"path"},
               "run_study": {"study"}, "make_report": {"results_dirs"}}
 """What each function takes positionally (the data it works on); every option after them is keyword-only."""
 

@@ -8,6 +8,8 @@ from torch import nn
 
 from brainlike.models.zoo.dnsmos import CHANNELS, HOP, P835_CHANNELS, P835_POOL_AFTER, POOL_AFTER
 
+__all__ = ["P808", "P835"]
+
 
 class P808(nn.Module):
     def __init__(self) -> None:

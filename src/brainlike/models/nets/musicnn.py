@@ -8,6 +8,8 @@ from torch import nn
 from brainlike.models.zoo.musicnn import BN_EPS, VGG_POOLS
 from brainlike.models.zoo.tempocnn import keras_same_pad
 
+__all__ = ["Network"]
+
 
 class Network(nn.Module):
     """The musicnn or VGG network; module names are the TensorFlow variable scopes of the checkpoint."""

@@ -7,6 +7,8 @@ from torch import nn
 
 from brainlike.models.zoo.nsnet2 import BINS, HIDDEN
 
+__all__ = ["NSNet2"]
+
 
 class NSNet2(nn.Module):
     def __init__(self) -> None:

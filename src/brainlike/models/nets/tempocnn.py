@@ -7,6 +7,8 @@ from torch import nn
 
 from brainlike.models.zoo.tempocnn import BN_EPS, MULTI_KERNELS, N_MELS, WINDOW, keras_same_pad
 
+__all__ = ["TempoNet"]
+
 
 def conv(cin: int, cout: int, kernel: tuple[int, int], dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, dilation=(1, dilation))

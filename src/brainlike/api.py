@@ -219,7 +219,7 @@ def ceiling(dataset: str, *, method: str = "ncsnr", out: str | Path | None = Non
     import xarray as xr
 
     from brainlike.align.ceilings import noise_ceiling
-    from brainlike.data.neural import load_dataset
+    from brainlike.data.datasets import load_dataset
     from brainlike.results import now
 
     started = now()
@@ -315,7 +315,7 @@ def similarity(*feature_sets: str, metric: str = "cka", stimuli: str | None = No
 
 def _load_dataset_or_none(spec: str):
     """The neural dataset ``spec`` names (a registered name or a data file), or None for a model spec."""
-    from brainlike.data.neural import list_datasets, load_dataset
+    from brainlike.data.datasets import list_datasets, load_dataset
 
     if spec.endswith((".nc", ".npz")) or spec in {row["name"] for row in list_datasets()}:
         return load_dataset(spec)

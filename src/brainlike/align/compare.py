@@ -334,7 +334,8 @@ def comparison_inputs(results, models: Sequence[str], dataset: str | None = None
     DataError
         The dataset's responses no longer match the scores in the results.
     """
-    from brainlike.data.neural import NeuralDataset, load_dataset
+    from brainlike.data.datasets import load_dataset
+    from brainlike.data.neural import NeuralDataset
 
     candidates = []
     for detail in results.details.values():

@@ -28,7 +28,8 @@ from dataclasses import replace
 
 import torch
 
-from brainlike.pretrain.mae import MaskedAudioModel, span_mask, training_flop_breakdown
+from brainlike.models.nets.mae import MaskedAudioModel
+from brainlike.pretrain.mae import span_mask, training_flop_breakdown
 from brainlike.pretrain.presets import preset
 from brainlike.pretrain.train import make_optimizer
 

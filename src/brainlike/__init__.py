@@ -14,12 +14,15 @@ The public API (imported on first use, so ``import brainlike`` stays light):
 
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
+
 __version__ = "0.1.0"
 
 __all__ = ["Results", "ceiling", "compare", "downstream", "extract", "link", "load_study", "make_report",
            "run_study", "score", "similarity", "__version__"]
 
-_API = {"score": "brainlike.api", "extract": "brainlike.api", "link": "brainlike.api", "compare": "brainlike.api",
+_API = {"score": "brainlike.api", "link": "brainlike.api", "compare": "brainlike.api",
         "similarity": "brainlike.api", "ceiling": "brainlike.api",
         "Results": "brainlike.results", "load_study": "brainlike.study", "run_study": "brainlike.study",
         "make_report": "brainlike.report"}
@@ -31,12 +34,30 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(_API[name]), name)
-    if name == "downstream":  # the subpackage, callable as brainlike.downstream(...)
+    if name in ("downstream", "extract"):  # subpackages, callable as brainlike.downstream(...) / extract(...)
         import importlib
 
-        return importlib.import_module("brainlike.downstream")
+        return importlib.import_module(f"brainlike.{name}")
     raise AttributeError(f"module 'brainlike' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _CallablePackage(_types.ModuleType):
+    """A subpackage that is also an API function: calling ``brainlike.<name>`` calls ``brainlike.api.<name>``.
+
+    ``brainlike.extract`` and ``brainlike.downstream`` are both: once the subpackage is imported, ``brainlike.<name>``
+    is that module, so the module itself forwards calls to the function (imported on first call).
+    """
+
+    def __call__(self, *args, **kwargs):
+        import importlib
+
+        return getattr(importlib.import_module("brainlike.api"), self.__name__.rsplit(".", 1)[-1])(*args, **kwargs)
+
+
+def _make_callable(package: str) -> None:
+    """Make the subpackage ``package`` (``brainlike.<name>``) callable as ``brainlike.api.<name>``."""
+    _sys.modules[package].__class__ = _CallablePackage

@@ -123,7 +123,7 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     """
     from brainlike.align.protocols import get_protocol
     from brainlike.align.score import METRICS, regression, rsa
-    from brainlike.data.neural import load_dataset
+    from brainlike.data.datasets import load_dataset
     from brainlike.data.stimuli import load_stimulus_set
     from brainlike.extract import extract_activations
     from brainlike.models.registry import load_model
@@ -219,7 +219,7 @@ def ceiling(dataset: str, *, method: str = "ncsnr", out: str | Path | None = Non
     import xarray as xr
 
     from brainlike.align.ceilings import noise_ceiling
-    from brainlike.data.neural import load_dataset
+    from brainlike.data.datasets import load_dataset
     from brainlike.results import now
 
     started = now()
@@ -266,6 +266,10 @@ def similarity(*feature_sets: str, metric: str = "cka", stimuli: str | None = No
         Partial whitening of the Procrustes metrics in [0, 1] (0: plain Procrustes).
     out : path-like, optional
         Also write ``records.*``, ``detail-similarity.nc`` and ``similarity-<metric>.png`` here.
+    cache : bool
+        Read and write the activation cache.
+    progress : bool
+        Show progress bars while extracting.
 
     Returns
     -------
@@ -311,7 +315,7 @@ def similarity(*feature_sets: str, metric: str = "cka", stimuli: str | None = No
 
 def _load_dataset_or_none(spec: str):
     """The neural dataset ``spec`` names (a registered name or a data file), or None for a model spec."""
-    from brainlike.data.neural import list_datasets, load_dataset
+    from brainlike.data.datasets import list_datasets, load_dataset
 
     if spec.endswith((".nc", ".npz")) or spec in {row["name"] for row in list_datasets()}:
         return load_dataset(spec)

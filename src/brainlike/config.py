@@ -7,6 +7,8 @@ from pathlib import Path
 
 import platformdirs
 
+__all__ = ["APP_NAME", "data_root", "cache_root"]
+
 APP_NAME = "brainlike"
 
 

@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 from brainlike.errors import BrainlikeError
 
+__all__ = ["UnitFn", "ExecutorError", "UnitFailures", "Executor", "make_executor", "LocalExecutor", "RayExecutor"]
+
 log = logging.getLogger(__name__)
 
 UnitFn = Callable[[Any, Mapping[str, str]], Mapping[str, Any]]

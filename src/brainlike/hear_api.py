@@ -26,7 +26,11 @@ import numpy as np
 import torch
 
 from brainlike.errors import BrainlikeError
+from brainlike.integrity import atomic_write
 from brainlike.models.base import AudioModel
+
+__all__ = ["ENV_MODEL", "LAYER_SEPARATOR", "split_target", "BrainlikeHearModel", "load_model",
+           "get_timestamp_embeddings", "get_scene_embeddings", "export_module"]
 
 ENV_MODEL = "BRAINLIKE_HEAR_MODEL"
 LAYER_SEPARATOR = "#"
@@ -177,7 +181,5 @@ def export_module(spec: str, out_dir: str | os.PathLike, module_name: str, layer
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{module_name}.py"
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(_TEMPLATE.format(spec=spec, layer=chosen, version=__version__))
-    temporary.replace(path)
+    atomic_write(path, _TEMPLATE.format(spec=spec, layer=chosen, version=__version__))
     return path

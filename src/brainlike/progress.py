@@ -6,6 +6,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
+__all__ = ["set_enabled", "enabled", "task"]
+
 _enabled = True
 
 
@@ -20,8 +22,8 @@ def enabled() -> bool:
 
 
 @contextmanager
-def task(description: str, total: int | None) -> Iterator["_Advance"]:
-    """Context manager yielding ``advance(n=1)``; shows a rich progress bar on stderr when enabled.
+def task(description: str, total: int | None, *, show: bool = True) -> Iterator["_Advance"]:
+    """Context manager yielding ``advance(n=1)``; shows a rich progress bar on stderr when enabled and ``show``.
 
     Example
     -------
@@ -29,7 +31,7 @@ def task(description: str, total: int | None) -> Iterator["_Advance"]:
     ...     for clip in clips:
     ...         advance()
     """
-    if not _enabled:
+    if not (_enabled and show):
         yield _Advance(None, None)
         return
     from rich.console import Console

@@ -39,7 +39,7 @@ DOWNSTREAM_REQUIRED_KEYS = ("model", "task", "score")
 """Keys every downstream record carries."""
 
 COMPARISON_REQUIRED_KEYS = ("model_a", "model_b", "metric", "target", "difference", "p", "q")
-"""Keys every model-comparison record carries (contracts.md section 7)."""
+"""Keys every model-comparison record carries (docs/contracts.md section 7)."""
 
 RECORDS, DOWNSTREAM, COMPARISONS = "records", "downstream", "comparisons"
 DETAIL_DEFAULT = ""

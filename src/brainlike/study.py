@@ -34,7 +34,6 @@ Study file
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -51,8 +50,12 @@ from typing import Any, Mapping
 from brainlike import __version__
 from brainlike import progress as bars
 from brainlike.errors import BrainlikeError
-from brainlike.integrity import atomic_write
+from brainlike.integrity import atomic_write, sha256_bytes
 from brainlike.results import json_default
+
+__all__ = ["UNIT_FORMAT", "METRICS", "EXECUTORS", "ENV_VARS", "DEVICES", "StudyError", "Unit", "Study", "load_study",
+           "study_from_dict", "run_unit", "UnitStore", "StudyRun", "check_names", "pending_units", "run_study",
+           "study_provenance", "write_study_results"]
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +113,7 @@ class Unit:
         Code changes within one version are not seen: recompute with ``force=True`` (``--force``) after them.
         """
         payload = json.dumps({"format": UNIT_FORMAT, "brainlike": __version__, **self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return sha256_bytes(payload)[:16]
 
     @property
     def label(self) -> str:
@@ -392,10 +395,10 @@ class UnitStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         body = {k: v for k, v in result.items() if k != "detail"}
         if result.get("detail") is not None:
-            _atomic_write(self.detail_path(unit), result["detail"])
+            atomic_write(self.detail_path(unit), result["detail"])
         body["has_detail"] = result.get("detail") is not None
         path = self.path(unit)
-        _atomic_write(path, json.dumps(body, indent=1, allow_nan=False).encode("utf-8"))
+        atomic_write(path, json.dumps(body, indent=1, allow_nan=False).encode("utf-8"))
         return path
 
     def load_detail(self, unit: Unit) -> Any:
@@ -408,9 +411,6 @@ class UnitStore:
         with xr.open_dataset(path, engine="h5netcdf") as dataset:
             return dataset.load()
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    atomic_write(path, data)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -449,12 +449,11 @@ def check_names(study: Study) -> None:
     """Fail before running anything if a model, dataset or task name is unknown (with close matches)."""
     import difflib
 
-    from brainlike.data.neural import DATASETS, list_datasets
+    from brainlike.data.datasets import DATASETS
     from brainlike.models.registry import parse_spec
 
     for model in study.models:
         parse_spec(model)
-    list_datasets()  # registers optional datasets
     for dataset in study.datasets:
         if dataset not in DATASETS and not _is_path(dataset):
             close = difflib.get_close_matches(dataset, list(DATASETS), n=3, cutoff=0.5)
@@ -580,7 +579,7 @@ def study_provenance(study: Study, units: list[Unit], results: Mapping[Unit, Map
     return {
         "kind": "study",
         "command": argv if argv is not None else sys.argv,
-        "study": {"name": study.name, "sha256": hashlib.sha256(study.source.encode()).hexdigest(),
+        "study": {"name": study.name, "sha256": sha256_bytes(study.source),
                   "source": study.source},
         "executor": dict(executor),
         "environment": {k: os.environ.get(k) for k in ENV_VARS},

@@ -135,7 +135,7 @@ def test_simulation_exposes_its_true_ceiling(simulated):
 def test_each_estimator_recovers_the_true_ceiling(simulated, method, tmp_path):
     path = tmp_path / "sim.nc"
     simulated.to_netcdf(path, engine="h5netcdf")
-    from brainlike.data.neural import load_dataset
+    from brainlike.data.datasets import load_dataset
 
     ceilings = noise_ceiling(load_dataset(str(path)), method)
     estimate, true = ceilings.r2_bound(), simulated["true_ceiling"].values

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from brainlike.data.fetch import fetch
-from brainlike.data.neural import load_dataset, load_nh2015_components
+from brainlike.data.datasets import load_dataset
+from brainlike.data.neural import load_nh2015_components
 from brainlike.data.stimuli import load_natsound165, stimulus_number
 from brainlike.errors import AudioError, ChecksumError, DataError
 

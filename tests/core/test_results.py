@@ -35,7 +35,7 @@ def test_results_is_the_list_of_records_score_always_returned(melspec_results):
 
 
 def test_detail_holds_pooled_out_of_fold_predictions(melspec_results, data_root):
-    from brainlike.data.neural import load_dataset
+    from brainlike.data.datasets import load_dataset
     from brainlike.data.stimuli import load_stimulus_set
 
     detail = melspec_results.detail

@@ -15,7 +15,8 @@ import xarray as xr
 
 from brainlike.data import ecog
 from brainlike.data.custom import load_dataset_file, validate_file
-from brainlike.data.neural import NeuralDataset, load_dataset, parse_window
+from brainlike.data.datasets import load_dataset
+from brainlike.data.neural import NeuralDataset, parse_window
 from brainlike.errors import ChecksumError, DataError, ProtocolError
 
 STIMULI = [f"stim{i}_sound" for i in range(6)]
@@ -202,7 +203,7 @@ def _write_electrode_fixtures(ecog_root: Path, dest: Path, rng) -> dict[str, np.
 
 def test_ecog_electrodes_from_fixtures_in_the_readme_format(ecog_root, tmp_path, monkeypatch):
     truth = _write_electrode_fixtures(ecog_root, tmp_path, np.random.default_rng(7))
-    sums = {relative: __import__("brainlike.data.checksums", fromlist=["sha256_file"]).sha256_file(
+    sums = {relative: __import__("brainlike.integrity", fromlist=["sha256_file"]).sha256_file(
         tmp_path / "ecog_nh2022" / relative) for relative in ecog.electrode_files()}
     monkeypatch.setattr(ecog, "shipped_sums", lambda: sums)
     data = ecog.load_electrodes(tmp_path)

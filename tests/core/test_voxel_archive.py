@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainlike.data.neural import load_dataset
+from brainlike.data.datasets import load_dataset
 from brainlike.data.stimuli import load_natsound165
 from brainlike.data.voxels import fetch_voxels
 from brainlike.errors import ChecksumError, DataError

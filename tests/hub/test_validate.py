@@ -12,7 +12,7 @@ from brainlike.cli import main
 from brainlike.errors import BrainlikeError
 from brainlike.models import registry
 from brainlike.models.base import AudioModel
-from brainlike.validate import ValidationReport, synthetic_clips, validate_model
+from brainlike.models.validate import ValidationReport, synthetic_clips, validate_model
 
 ALL = ["sample_rate", "layers", "runs", "finite", "stable-shapes", "deterministic", "batch-invariant",
        "input-dependent"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -205,3 +206,84 @@ def test_music_corpus_is_topped_up_with_deterministic_score_renders(tmp_path, da
         assert rate == 16000 and np.sqrt(np.mean(wave ** 2)) > 0.01  # real music, not silence
     with pytest.raises(DataError, match="no-top-up"):
         corpora.build_corpus("music", tmp_path / "none", budget_seconds=10, progress=False, top_up=False)
+
+
+def _sources_with_a_leak(folder: Path, refs: list[Path], monkeypatch) -> None:
+    """Three synthetic source recordings and, second, a quieter 16 kHz copy of a reference stimulus, offered as the
+    environmental domain's candidates (in place of the Debian packages)."""
+    rng = np.random.default_rng(7)
+    folder.mkdir()
+    wave, rate = sf.read(str(refs[1]), dtype="float32")
+    clips = [synthetic_clip(rng, 2.0), 0.5 * resample(wave, rate, 16000), synthetic_clip(rng, 2.0),
+             synthetic_clip(rng, 2.0)]
+    paths = []
+    for i, clip in enumerate(clips):
+        sf.write(str(folder / f"s{i}.wav"), clip, 16000, subtype="PCM_16")
+        paths.append(("test-sounds", folder / f"s{i}.wav"))
+    monkeypatch.setattr(corpora, "candidate_clips", lambda domain: (paths, []))
+
+
+def test_build_drops_and_lists_leaking_clips_by_default(tmp_path, monkeypatch):
+    refs = _references(tmp_path / "data")
+    _sources_with_a_leak(tmp_path / "sources", refs, monkeypatch)
+    path = corpora.build_corpus("environmental", tmp_path / "env", budget_seconds=5.0, references=refs,
+                                progress=False, top_up=False)
+    summary = json.loads((path / "corpus.json").read_text())
+    assert summary["seconds"] == pytest.approx(5.0) and summary["leakage_check"]["result"] == "clean"
+    [dropped] = summary["dropped_for_leakage"]
+    assert dropped["source"].endswith("s1.wav") and "stim1_ref.wav" in dropped["reason"]
+    with pytest.raises(LeakageError, match="without --strict such clips are dropped"):
+        corpora.build_corpus("environmental", tmp_path / "strict", budget_seconds=5.0, references=refs,
+                             progress=False, top_up=False, drop_leaks=False)
+    assert not (tmp_path / "strict").exists()
+
+
+def test_cli_build_lists_dropped_clips_and_strict_stops(tmp_path, monkeypatch, capsys):
+    from brainlike.cli import main
+
+    refs = _references(tmp_path / "data")
+    _sources_with_a_leak(tmp_path / "sources", refs, monkeypatch)
+    monkeypatch.setenv("BRAINLIKE_DATA", str(tmp_path / "data"))
+    hours = str(5.0 / 3600)
+    assert main(["-q", "corpus", "build", "environmental", "--hours", hours, "--no-top-up",
+                 "--out", str(tmp_path / "env")]) == 0
+    err = capsys.readouterr().err
+    assert "dropped 1 source clip(s) that match evaluation audio" in err and "s1.wav" in err
+    assert main(["-q", "corpus", "build", "environmental", "--hours", hours, "--no-top-up", "--strict",
+                 "--out", str(tmp_path / "strict")]) == 2
+    assert "leaks evaluation audio" in capsys.readouterr().err and not (tmp_path / "strict").exists()
+
+
+KNOWN_LEAKS = {"/usr/share/games/lincity-ng/sounds/ParklandLake2.wav": ("stim138_duck_quack.wav", 0.05),
+               "/usr/share/games/megaglest/techs/megapack/commondata/sounds/archmage_attack3.wav":
+                   ("stim368_thunder.wav", 0.26)}
+"""Debian sound files that contain a natsound165 stimulus (README: the duck quack and the thunder)."""
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("source", sorted(KNOWN_LEAKS))
+def test_the_known_debian_leaks_are_found_and_dropped(source, data_root):
+    stimulus, max_ber = KNOWN_LEAKS[source]
+    if not Path(source).is_file():
+        pytest.skip(f"{source} not installed (brainlike corpus setup)")
+    wave, rate = sf.read(source, dtype="float32", always_2d=True)
+    clip = resample(wave.mean(axis=1)[: int(corpora.MAX_CLIP_SECONDS * rate)], rate, corpora.CORPUS_RATE,
+                    method="soxr")
+    refs = sorted((data_root / "natsound165" / "stimuli" / "wav").glob("*.wav"))
+    dropped: list[dict] = []
+    assert corpora.leak_filter(refs, dropped, progress=False)("clip", clip, f"pkg:{source}")
+    [row] = dropped
+    ber = float(re.search(r"bit error rate ([\d.]+)", row["reason"]).group(1))
+    assert stimulus in row["reason"] and ber < max_ber
+
+
+@pytest.mark.corpus
+def test_hidden_thunder_copies_are_left_out_of_the_sources():
+    """archmage_attack4/8/13 hold stim368's thunder under a spell sound but escape the fingerprint check."""
+    megaglest = next(s for s in corpora.SOURCES["environmental"] if s.package == "megaglest-data")
+    files = corpora.source_files(megaglest)
+    if files is None:
+        pytest.skip("megaglest-data not installed (brainlike corpus setup)")
+    names = {p.name for p in files}
+    assert {"archmage_attack3.wav", "archmage_attack1.wav"} <= names  # caught by the fingerprint / unrelated
+    assert not names & {"archmage_attack4.wav", "archmage_attack8.wav", "archmage_attack13.wav"}

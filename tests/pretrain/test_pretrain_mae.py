@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from brainlike.errors import BrainlikeError
-from brainlike.pretrain.mae import (MAEConfig, MaskedAudioModel, PretrainError, kmeans, load_checkpoint,
-                                    mel_centres, mel_filterbank, nearest_centroid, patchify, save_checkpoint,
-                                    span_mask, training_flop_breakdown)
+from brainlike.errors import BrainlikeError, PretrainError
+from brainlike.models.nets.mae import (MAEConfig, MaskedAudioModel, load_checkpoint, mel_centres, mel_filterbank,
+                                       nearest_centroid, patchify, save_checkpoint)
+from brainlike.pretrain.mae import kmeans, span_mask, training_flop_breakdown
 from brainlike.pretrain.presets import preset
 from near_ties import assert_picks_near_best
 
@@ -164,7 +164,7 @@ def test_config_validation_errors():
 
 def test_checkpoint_round_trip_and_model_family(tmp_path):
     from brainlike.models.registry import load_model
-    from brainlike.pretrain.mae import file_sha256
+    from brainlike.integrity import sha256_file as file_sha256
 
     torch.manual_seed(0)
     cfg = replace(TINY.model, target="discrete", n_codes=4)

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from brainlike.pretrain.corpus import build_synthetic
-from brainlike.pretrain.mae import PretrainError
+from brainlike.errors import PretrainError
 from brainlike.pretrain.presets import preset
 from brainlike.pretrain.train import SegmentSampler, learning_rate, train
 

@@ -138,12 +138,11 @@ def _hf_folder(folder: Path, marker: Path, weights: str) -> Path:
 
 
 def _mae_folder(folder: Path, marker: Path) -> Path:
-    from brainlike.pretrain.mae import CHECKPOINT_FORMAT, CONFIG_FILE, WEIGHTS_FILE
-    from brainlike.pretrain.presets import random_model_config
+    from brainlike.models.nets.mae import CHECKPOINT_FORMAT, CONFIG_FILE, SMALL_CONFIG, WEIGHTS_FILE
 
     folder.mkdir(parents=True)
     (folder / CONFIG_FILE).write_text(json.dumps({"format": CHECKPOINT_FORMAT,
-                                                  "model": random_model_config().to_dict()}))
+                                                  "model": SMALL_CONFIG.to_dict()}))
     write_payload(folder / WEIGHTS_FILE, marker)  # a pickle named model.safetensors
     return folder
 
@@ -445,20 +444,13 @@ def _files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if not p.is_dir()) if folder.exists() else []
 
 
-def _extract_data_archive(archive: Path, dest: Path) -> None:
-    from brainlike.data.archive import extract_tar_members
+def _extract(archive: Path, dest: Path, prefix: str = "") -> None:
+    from brainlike.integrity import extract_members
 
-    extract_tar_members(archive, {name: dest / Path(name).name for name in GOOD})
-
-
-def _extract_zoo(archive: Path, dest: Path) -> None:
-    from brainlike.models.zoo.store import extract_members
-
-    extract_members(archive, {name: Path(name).name for name in GOOD}, dest)
+    extract_members(archive, {prefix + name: dest / Path(name).name for name in GOOD})
 
 
-HELPERS = {"data.archive.extract_tar_members": (_extract_data_archive, ("tar",)),
-           "zoo.store.extract_members": (_extract_zoo, ("tar", "tar.gz", "zip"))}
+HELPERS = {"integrity.extract_members": (_extract, ("tar", "tar.gz", "zip"))}
 """Every archive-extraction helper in src/brainlike with the formats it reads (test (d) checks there is no other:
 no extractall / unpack_archive anywhere)."""
 
@@ -494,12 +486,8 @@ def test_benign_archive_extracts(helper, fmt, prefix, tmp_path):
     writes them: this used to crash the data-archive check)."""
     dest = tmp_path / "dest"
     archive = _build(fmt, tmp_path / "archive", None, prefix)
-    if prefix and helper.startswith("zoo"):
-        from brainlike.models.zoo.store import extract_members
-
-        extract_members(archive, {prefix + name: Path(name).name for name in GOOD}, dest)
-    else:
-        HELPERS[helper][0](archive, dest)
+    HELPERS[helper][0](archive, dest, prefix)
+    HELPERS[helper][0](archive, dest, "")  # a leading "./" is optional on either side
     assert {p.name: p.read_bytes() for p in _files_under(dest)} == {Path(n).name: d for n, d in GOOD.items()}
 
 

@@ -1,4 +1,4 @@
-"""Aggregation of per-target scores into result records (contracts.md section 1)."""
+"""Aggregation of per-target scores into result records (docs/contracts.md section 1)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from collections import Counter
 from typing import Any, Sequence
 
 import numpy as np
+
+__all__ = ["PER_TARGET_ROWS_MAX", "sem_over_subjects", "mode", "subject_labels", "median_then_mean", "base_record",
+           "clean"]
 
 PER_TARGET_ROWS_MAX = 100
 """Datasets with at most this many targets get one record per target (components, electrodes); larger ones

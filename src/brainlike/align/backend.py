@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["NumpyBackend", "TorchBackend", "get_backend"]
+
 
 class NumpyBackend:
     """float64 numpy reference backend."""

@@ -36,6 +36,9 @@ from brainlike.align import aggregate as agg
 from brainlike.align.tuckute2023 import spearman_brown
 from brainlike.errors import DataError, ProtocolError
 
+__all__ = ["BOUNDS", "METHODS", "REPETITION_METHODS", "CeilingWarning", "Ceilings", "cc_max_ceiling",
+           "ncsnr_ceiling", "noise_ceiling", "normalise_records", "per_target_scores", "spearman_brown_ceiling"]
+
 METHODS = ("spearman-brown", "ncsnr", "cc-max", "loso")
 """Ceiling methods (``brainlike ceiling --method``)."""
 
@@ -86,7 +89,7 @@ class Ceilings:
         return self.values ** 2 if self.bounds == "r" else self.values
 
     def records(self) -> list[dict[str, Any]]:
-        """Ceiling records (contracts.md section 7): per target (datasets with at most
+        """Ceiling records (docs/contracts.md section 7): per target (datasets with at most
         ``PER_TARGET_ROWS_MAX`` targets), the aggregate, per subject and per ROI."""
         if self.method == "loso":
             return self._loso_records()

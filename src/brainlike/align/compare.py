@@ -1,4 +1,4 @@
-"""Does model A beat model B? Paired tests on the pooled out-of-fold predictions (contracts.md section 7).
+"""Does model A beat model B? Paired tests on the pooled out-of-fold predictions (docs/contracts.md section 7).
 
 Two models scored on the same targets have pooled out-of-fold predictions P_A, P_B (sounds x targets) of the
 responses Y (the mean over repetitions). A target's score is R2 = max(r, 0)^2 of its predictions (pepino2025); the
@@ -38,6 +38,8 @@ import xarray as xr
 from brainlike.align import aggregate as agg
 from brainlike.align.stats import benjamini_hochberg, bootstrap_ci, paired_wilcoxon
 from brainlike.errors import BrainlikeError, DataError, ProtocolError
+
+__all__ = ["PairComparison", "compare_models", "compare_pair", "comparison_inputs"]
 
 LEVEL = 0.95
 PER_TARGET_CI_MAX = 2000
@@ -332,7 +334,8 @@ def comparison_inputs(results, models: Sequence[str], dataset: str | None = None
     DataError
         The dataset's responses no longer match the scores in the results.
     """
-    from brainlike.data.neural import NeuralDataset, load_dataset
+    from brainlike.data.datasets import load_dataset
+    from brainlike.data.neural import NeuralDataset
 
     candidates = []
     for detail in results.details.values():

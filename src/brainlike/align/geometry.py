@@ -40,6 +40,9 @@ import xarray as xr
 from brainlike.align import aggregate as agg
 from brainlike.errors import DataError, ProtocolError
 
+__all__ = ["METRICS", "FeatureSet", "Similarity", "cka_matrix", "debiased_cka", "label", "linear_cka",
+           "procrustes_cv_matrix", "procrustes_distance", "procrustes_matrix", "rsa_matrix", "similarity"]
+
 METRICS = ("cka", "cka-debiased", "procrustes", "procrustes-cv", "rsa")
 DISTANCES = ("procrustes", "procrustes-cv")
 """Metrics that are distances (0 = same shape); the others are similarities (1 = same)."""
@@ -340,7 +343,7 @@ class Similarity:
         return self.metric in DISTANCES
 
     def records(self) -> list[dict[str, Any]]:
-        """One record per cell (contracts.md section 7): ``model_a/layer_a`` the row, ``model_b/layer_b`` the
+        """One record per cell (docs/contracts.md section 7): ``model_a/layer_a`` the row, ``model_b/layer_b`` the
         column; ``model`` and ``layer`` repeat the row's."""
         extra = {"whiten": self.whiten} if self.metric in DISTANCES else {}
         out = []

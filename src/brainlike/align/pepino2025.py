@@ -19,6 +19,8 @@ from brainlike.align.backend import NumpyBackend
 from brainlike.align.ridge import Spectrum, predict_alphas, predict_per_target, split_spectrum
 from brainlike.errors import ProtocolError
 
+__all__ = ["ALPHAS", "ALPHA_LIMITS", "FLOAT32_SAFE_ALPHA", "RegressionResult", "check_folds", "run_pepino2025"]
+
 ALPHAS = np.array([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0])
 ALPHA_LIMITS = (1e-49, 1e50)
 FLOAT32_SAFE_ALPHA = 1e30

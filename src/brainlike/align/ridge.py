@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = ["NULL_TOLERANCE", "gram_matrix", "centered_kernels", "Spectrum", "split_spectrum", "shrinkage",
+           "predict_alphas", "predict_per_target"]
+
 NULL_TOLERANCE = 10.0
 """Eigenvalues below NULL_TOLERANCE * n * eps * max(s) are treated as exactly zero."""
 

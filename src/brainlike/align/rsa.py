@@ -14,6 +14,9 @@ from scipy.stats import rankdata
 
 from brainlike.errors import ProtocolError
 
+__all__ = ["RDMs", "zscore_features", "rdm", "spearman_upper", "layer_rhos", "cv_layer_rsa",
+           "leave_one_subject_out_ceiling"]
+
 
 @dataclass
 class RDMs:

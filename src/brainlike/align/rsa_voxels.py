@@ -8,6 +8,8 @@ from brainlike.align import aggregate as agg
 from brainlike.align.rsa import cv_layer_rsa, layer_rhos, leave_one_subject_out_ceiling, rdm
 from brainlike.data.neural import NeuralDataset
 
+__all__ = ["subject_rdms", "rsa_records_voxels"]
+
 
 def subject_rdms(dataset: NeuralDataset, roi: str | None = None) -> tuple[list[str], list[np.ndarray]]:
     """One RDM per subject over that subject's targets (optionally restricted to one ROI)."""

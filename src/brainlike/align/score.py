@@ -15,6 +15,8 @@ from brainlike.data.neural import NeuralDataset
 from brainlike.errors import ProtocolError
 from brainlike.extract import Activations
 
+__all__ = ["METRICS", "protocol_names", "check_inputs", "regression", "rsa"]
+
 METRICS = ("regression", "rsa")
 
 

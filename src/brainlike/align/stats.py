@@ -10,6 +10,8 @@ from scipy.stats import wilcoxon
 
 from brainlike.errors import ProtocolError
 
+__all__ = ["MIN_PAIRS", "paired_wilcoxon", "bootstrap_ci", "bootstrap_stimuli", "permutation_null", "correlate"]
+
 MIN_PAIRS = 3
 """Fewest pairs for a correlation across models."""
 

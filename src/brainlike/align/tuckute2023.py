@@ -33,6 +33,9 @@ from scipy.linalg import null_space
 from brainlike.align.ridge import NULL_TOLERANCE, centered_kernels, predict_per_target, split_spectrum
 from brainlike.errors import ProtocolError
 
+__all__ = ["ALPHAS", "N_SPLITS", "N_TRAIN", "N_ITERATIONS", "FLOOR_DATA", "FLOOR_PRED", "parameters", "make_splits",
+           "LooSolver", "spearman_brown", "split_scores", "split_half_selection", "run_tuckute2023"]
+
 ALPHAS = 10.0 ** np.arange(-50, 50)
 N_SPLITS, N_TRAIN = 10, 83
 N_ITERATIONS = 10

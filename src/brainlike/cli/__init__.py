@@ -16,6 +16,8 @@ import sys
 from brainlike import __version__
 from brainlike.errors import BrainlikeError
 
+__all__ = ["build_parser", "main"]
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

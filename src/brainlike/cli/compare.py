@@ -22,10 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--permutations", type=int, default=1000, metavar="N", help="permutations (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--selection", default=None, help="rsa: layer selection to compare (default layer-max)")
-    p.add_argument("--out", default=None, help="write the results folder with comparisons.jsonl here "
-                                               "(may be RESULTS itself)")
-    p.add_argument("--json", action="store_true", help="print only the comparison records as JSON")
-    p.set_defaults(handler=_compare)
+    _output_options(p, _compare, out="write the results folder with comparisons.jsonl here (may be RESULTS itself)",
+                    json_="print only the comparison records as JSON")
 
     p = subparsers.add_parser(
         "similarity", help="layer x layer CKA / Procrustes / RSA matrix between models or a neural dataset",
@@ -41,9 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="only these layers of a model (repeatable)")
     p.add_argument("--layers-from", default=None, metavar="RESULTS",
                    help="keep each model's best layer: its aggregate regression record's layer in RESULTS")
-    p.add_argument("--out", default=None, help="write records, detail-similarity.nc and a heatmap PNG here")
-    p.add_argument("--json", action="store_true", help="print only the records as JSON")
-    p.set_defaults(handler=_similarity)
+    _output_options(p, _similarity, out="write records, detail-similarity.nc and a heatmap PNG here")
 
     p = subparsers.add_parser(
         "ceiling", help="noise ceilings of a dataset with repetitions (per target and summary)",
@@ -52,9 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the RSA rho). Formulas: docs/protocols.md.")
     p.add_argument("dataset", help="dataset name or .nc/.npz file")
     p.add_argument("--method", default="ncsnr", choices=["spearman-brown", "ncsnr", "cc-max", "loso"])
-    p.add_argument("--out", default=None, help="write records and detail-ceiling.nc here")
-    p.add_argument("--json", action="store_true", help="print only the records as JSON")
-    p.set_defaults(handler=_ceiling)
+    _output_options(p, _ceiling, out="write records and detail-ceiling.nc here")
+
+
+def _output_options(parser: argparse.ArgumentParser, handler, *, out: str,
+                    json_: str = "print only the records as JSON") -> None:
+    """The ``--out`` and ``--json`` options every command here has, and its handler."""
+    parser.add_argument("--out", default=None, help=out)
+    parser.add_argument("--json", action="store_true", help=json_)
+    parser.set_defaults(handler=handler)
 
 
 def _dump(rows: list[dict]) -> None:

@@ -16,9 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _fetch(args: argparse.Namespace) -> int:
     from brainlike import progress
-    from brainlike.data.fetch import fetch
+    from brainlike.data.datasets import fetch_dataset
 
     for name in args.names:
-        root = fetch(name, args.dest, show_progress=progress.enabled(), accept_sha256=args.accept_sha256)
+        root = fetch_dataset(name, args.dest, show_progress=progress.enabled(), accept_sha256=args.accept_sha256)
         print(f"{name}: ready under {root}")
     return 0

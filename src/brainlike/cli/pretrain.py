@@ -97,8 +97,10 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--hours", type=float, default=1.0, help="duration budget (default 1 h)")
     build.add_argument("--out", help="output folder (default $BRAINLIKE_CACHE/corpora/DOMAIN)")
     build.add_argument("--seed", type=int, default=0, help="seed of the synthetic corpus")
-    build.add_argument("--drop-leaks", action="store_true",
-                       help="skip source clips that match evaluation audio (listed in corpus.json) instead of failing")
+    build.add_argument("--strict", action="store_true",
+                       help="stop at a source clip that matches evaluation audio (default: drop it, list it in "
+                            "corpus.json and on stderr, and take the next clips)")
+    build.add_argument("--drop-leaks", action="store_true", help=argparse.SUPPRESS)  # the default since 0.1
     build.add_argument("--no-top-up", action="store_true",
                        help="recordings only: no espeak-ng speech or soundfont-rendered music when they fall short")
     build.add_argument("--soundfont", help="soundfont for the music top-up renders (default FluidR3 GM if installed)")
@@ -124,9 +126,15 @@ def _corpus_build(args: argparse.Namespace) -> int:
     if args.domain == "synthetic":
         path = build_synthetic(out, n_clips=max(1, int(args.hours * 900)), seconds=4.0, seed=args.seed)
     else:
-        path = build_corpus(args.domain, out, budget_seconds=args.hours * 3600, drop_leaks=args.drop_leaks,
+        path = build_corpus(args.domain, out, budget_seconds=args.hours * 3600, drop_leaks=not args.strict,
                             top_up=not args.no_top_up, soundfont=args.soundfont)
     summary = json.loads((path / "corpus.json").read_text())
+    dropped = summary.get("dropped_for_leakage") or []
+    if dropped:
+        print(f"dropped {len(dropped)} source clip(s) that match evaluation audio (listed in corpus.json):",
+              file=sys.stderr)
+        for row in dropped:
+            print(f"  {row['source']}: {row['reason']}", file=sys.stderr)
     print(f"{path}: {summary['n_clips']} clips, {summary['seconds'] / 3600:.3f} h, "
           f"manifest sha256 {summary['manifest_sha256'][:16]}")
     return 0

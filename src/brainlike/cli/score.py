@@ -42,17 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", default=None, help="--frames: comma-separated layers (default: all with a time axis)")
     p.set_defaults(handler=_extract)
 
-    p = subparsers.add_parser("models", help="list models and whether they can run here")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_models)
-
-    p = subparsers.add_parser("datasets", help="list neural datasets and whether they are available here")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_datasets)
-
-    p = subparsers.add_parser("protocols", help="list the registered regression protocols")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_protocols)
+    for command, help_text, handler in (
+            ("models", "list models and whether they can run here", _models),
+            ("datasets", "list neural datasets and whether they are available here", _datasets),
+            ("protocols", "list the registered regression protocols", _protocols)):
+        p = subparsers.add_parser(command, help=help_text)
+        p.add_argument("--json", action="store_true", help="print the list as JSON on stdout")
+        p.set_defaults(handler=handler)
 
     p = subparsers.add_parser("cache", help="inspect the cache")
     p.add_argument("action", choices=["verify", "path"])
@@ -129,30 +125,28 @@ def _hop(hop: float | None) -> str:
     return "frames every ? ms" if hop is None else f"frames every {hop * 1000:.3g} ms"
 
 
+def _print_listing(args: argparse.Namespace, rows: list[dict], columns: list[str], title: str) -> int:
+    """Rows as JSON on stdout (``--json``) or as a table."""
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        return 0
+    from brainlike.report.tables import print_rows
+
+    print_rows(rows, columns, title=title)
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from brainlike.models.registry import list_models
 
-    rows = list_models()
-    if args.json:
-        json.dump(rows, sys.stdout, indent=1)
-        return 0
-    from brainlike.report.tables import print_rows
-
-    print_rows(rows, ["name", "family", "available", "description", "reason"], title="brainlike models")
-    return 0
+    return _print_listing(args, list_models(), ["name", "family", "available", "description", "reason"],
+                          "brainlike models")
 
 
 def _datasets(args: argparse.Namespace) -> int:
-    from brainlike.data.neural import list_datasets
+    from brainlike.data.datasets import list_datasets
 
-    rows = list_datasets()
-    if args.json:
-        json.dump(rows, sys.stdout, indent=1)
-        return 0
-    from brainlike.report.tables import print_rows
-
-    print_rows(rows, ["name", "available", "description", "reason"], title="brainlike datasets")
-    return 0
+    return _print_listing(args, list_datasets(), ["name", "available", "description", "reason"], "brainlike datasets")
 
 
 def _protocols(args: argparse.Namespace) -> int:
@@ -160,13 +154,7 @@ def _protocols(args: argparse.Namespace) -> int:
 
     rows = [{"name": p.name, "selection": p.selection, "time_resolved": p.time_resolved,
              "options": ", ".join(p.options), "description": p.description} for p in list_protocols()]
-    if args.json:
-        json.dump(rows, sys.stdout, indent=1)
-        return 0
-    from brainlike.report.tables import print_rows
-
-    print_rows(rows, ["name", "selection", "options", "description"], title="brainlike protocols")
-    return 0
+    return _print_listing(args, rows, ["name", "selection", "options", "description"], "brainlike protocols")
 
 
 def _cache(args: argparse.Namespace) -> int:

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from brainlike.validate import validate_model
+    from brainlike.models.validate import validate_model
 
     report = validate_model(args.model, seconds=args.seconds, n_clips=args.clips, batch_rtol=args.batch_rtol)
     if args.json:

@@ -9,6 +9,8 @@ import numpy as np
 
 from brainlike.errors import AudioError
 
+__all__ = ["SILENCE_RMS", "RESAMPLERS", "read_audio", "probe_sample_rate", "check_waveform", "resample"]
+
 SILENCE_RMS = 1e-6
 """Clips whose RMS (full scale = 1) is below this are treated as silent and rejected."""
 

@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from brainlike.data.checksums import sha256_file
 from brainlike.data.neural import NeuralDataset
 from brainlike.errors import DataError
+from brainlike.integrity import sha256_file
+
+__all__ = ["TARGET_COORDS", "load_dataset_file", "validate_file"]
 
 TARGET_COORDS = ("subject", "roi", "hemisphere", "name")
 

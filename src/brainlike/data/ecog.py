@@ -24,18 +24,22 @@ from the files' own ``C`` struct (which adds a 12th category, ``SfX``).
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from brainlike.config import data_root
-from brainlike.data.checksums import read_sums, verify_file
+from brainlike.data.fetch import ECOG_FOLDER, ecog_sums, fetch_on_demand, on_demand
 from brainlike.data.neural import DatasetEntry, NeuralDataset, register_dataset
 from brainlike.errors import DataError
+from brainlike.integrity import verify_file
 
-FOLDER = "ecog_nh2022"
+__all__ = ["FOLDER", "COMPONENT_FILE", "HYPOTHESIS_FILES", "ELECTRODE_FOLDER", "ELECTRODE_TYPES", "AVERAGE_ROI",
+           "CITATION", "FETCH_HINT", "shipped_sums", "electrode_files", "electrode_target", "load_components",
+           "load_hypothesis", "load_electrodes"]
+
+FOLDER = ECOG_FOLDER
 COMPONENT_FILE = "ecog_component_responses.mat"
 HYPOTHESIS_FILES = {"song": "hypothesis_driven_components/song.mat",
                     "music": "hypothesis_driven_components/music.mat",
@@ -50,7 +54,7 @@ FETCH_HINT = "set BRAINLIKE_DATA to the data folder, or run `brainlike fetch eco
 
 def shipped_sums() -> dict[str, str]:
     """``{path relative to data/: sha256}`` of every ECoG file (shipped inside brainlike)."""
-    return read_sums(Path(str(resources.files("brainlike.data").joinpath("resources", FOLDER, "SHA256SUMS"))))
+    return ecog_sums()
 
 
 def electrode_files() -> list[str]:
@@ -87,7 +91,10 @@ def _read(folder: Path, relative: str, verify: bool) -> tuple[dict, str]:
 
     path = folder / relative
     if not path.is_file():
-        raise DataError(f"ECoG data not found: {path} is missing ({FETCH_HINT})")
+        missing = f"ECoG data not found: {path} is missing ({FETCH_HINT})"
+        if folder != _folder(None):
+            raise DataError(missing)
+        fetch_on_demand(_pinned_set(relative), missing)  # fresh machine: download the pinned files first
     expected = shipped_sums()[relative]
     digest = verify_file(path, expected) if verify else expected
     try:
@@ -186,10 +193,17 @@ def _stack_files(name: str, files: dict[str, str], root: Path | None, verify: bo
                     kind, checksums, **attrs)
 
 
+def _pinned_set(relative: str) -> str:
+    """The sha256-pinned fetch set (:data:`brainlike.data.fetch.FETCHABLE`) holding file ``relative``."""
+    if relative.startswith("hypothesis_driven_components/"):
+        return "ecog-nh2022-hypothesis"
+    return "ecog-nh2022-electrodes" if relative.startswith(ELECTRODE_FOLDER + "/") else "ecog-nh2022"
+
+
 def _missing(paths: list[str]) -> str | None:
     folder = _folder(None)
     absent = [p for p in paths if not (folder / p).is_file()]
-    if not absent:
+    if not absent or on_demand(_pinned_set(absent[0])):  # downloaded on first use (pinned by sha256)
         return None
     more = f" and {len(absent) - 1} more" if len(absent) > 1 else ""
     return f"{folder / absent[0]} missing{more} ({FETCH_HINT})"

@@ -1,17 +1,22 @@
 """``brainlike fetch``: download data files from their source repositories, verified by sha256 before use.
 
-Sources (contracts.md section 6): raw files of snormanhaignere/natsound165-neuron2015 and (ECoG) of
+Sources (docs/contracts.md section 6): raw files of snormanhaignere/natsound165-neuron2015 and (ECoG) of
 snormanhaignere/song-ecog-current-biology, each at a pinned commit. ``BRAINLIKE_MIRROR`` replaces the base URL of
 both (a local HTTP server or a ``file://`` URL in tests; the repositories' paths do not collide: ``stimuli/...``,
 ``data/components.mat``, ``data/ecog_*.mat``, ...). Every file goes to a temporary name, is checked against the
 sha256 shipped inside brainlike, and only then renamed into place.
+
+Fresh-machine default: when ``BRAINLIKE_DATA`` is not set, loading a pinned dataset whose files are missing from the
+default data folder downloads them (:func:`fetch_on_demand`); offline, the loader's error names what is missing and
+why the download failed. The voxel archive is never downloaded on demand (its sha256 is accepted on first use, an
+explicit ``brainlike fetch nh2015``).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -21,13 +26,18 @@ from typing import Callable
 
 from brainlike import progress
 from brainlike.config import data_root
-from brainlike.data.checksums import read_sums, sha256_file
 from brainlike.errors import ChecksumError, DataError, UnknownNameError
+from brainlike.integrity import CHUNK, atomic_write_bytes, read_sums, sha256_file
+
+__all__ = ["NATSOUND_COMMIT", "DEFAULT_BASE", "ECOG_COMMIT", "ECOG_BASE", "ECOG_FOLDER", "RemoteFile", "FETCHABLE",
+           "base_url", "ecog_sums", "fetch", "download", "download_verified", "on_demand", "fetch_on_demand"]
 
 NATSOUND_COMMIT = "b41b99ff620d7997dbf278fc770f58566707726a"
 DEFAULT_BASE = f"https://raw.githubusercontent.com/snormanhaignere/natsound165-neuron2015/{NATSOUND_COMMIT}/"
 ECOG_COMMIT = "03bb41e95d04c191acd3b76b1c11d7185096f1f3"
 ECOG_BASE = f"https://raw.githubusercontent.com/snormanhaignere/song-ecog-current-biology/{ECOG_COMMIT}/"
+ECOG_FOLDER = "ecog_nh2022"
+"""Folder of the ECoG files in the data root (the repository's ``data/`` layout below it)."""
 
 
 @dataclass(frozen=True)
@@ -64,18 +74,21 @@ def _natsound_local() -> list[tuple[Path, str]]:
             (_resource("natsound165", "stimuli_SHA256SUMS"), "natsound165/stimuli/SHA256SUMS")]
 
 
+def ecog_sums() -> dict[str, str]:
+    """``{path relative to data/: sha256}`` of every ECoG file (shipped inside brainlike)."""
+    return read_sums(_resource(ECOG_FOLDER, "SHA256SUMS"))
+
+
 def _ecog_files(select: Callable[[str], bool]) -> Callable[[], list[RemoteFile]]:
     def files() -> list[RemoteFile]:
-        from brainlike.data.ecog import FOLDER, shipped_sums
-
-        return [RemoteFile(f"data/{path}", f"{FOLDER}/{path}", digest, ECOG_BASE)
-                for path, digest in sorted(shipped_sums().items()) if select(path)]
+        return [RemoteFile(f"data/{path}", f"{ECOG_FOLDER}/{path}", digest, ECOG_BASE)
+                for path, digest in sorted(ecog_sums().items()) if select(path)]
 
     return files
 
 
 def _ecog_local() -> list[tuple[Path, str]]:
-    return [(_resource("ecog_nh2022", "SHA256SUMS"), "ecog_nh2022/SHA256SUMS")]
+    return [(_resource(ECOG_FOLDER, "SHA256SUMS"), f"{ECOG_FOLDER}/SHA256SUMS")]
 
 
 FETCHABLE: dict[str, tuple[Callable[[], list[RemoteFile]], Callable[[], list[tuple[Path, str]]]]] = {
@@ -97,18 +110,18 @@ def base_url(default: str = DEFAULT_BASE) -> str:
     return base if base.endswith("/") else base + "/"
 
 
-def fetch(name: str, dest: str | Path | None = None, show_progress: bool = True,
-          accept_sha256: str | None = None) -> Path:
-    """Download dataset ``name`` into ``dest`` (default: the data root); files already present and valid are kept."""
+def fetch(name: str, dest: str | Path | None = None, show_progress: bool = True) -> Path:
+    """Download the sha256-pinned dataset ``name`` into ``dest`` (default: the data root); return the root.
+
+    Files already present and valid are kept; every download is verified before it appears under its name.
+    (:func:`brainlike.data.datasets.fetch_dataset` also fetches the voxel sets.)
+    """
     if name not in FETCHABLE:
-        extra = _voxel_fetcher(name)
-        if extra is not None:
-            return extra(dest, accept_sha256)
-        raise UnknownNameError(f"nothing to fetch for {name!r}; fetchable: {', '.join(FETCHABLE)}, nh2015, b2021")
+        raise UnknownNameError(f"nothing to fetch for {name!r} by sha256; pinned datasets: {', '.join(FETCHABLE)}")
     remote, local = FETCHABLE[name]
     root = Path(dest).resolve() if dest else data_root()
     files = remote()
-    with progress.task(f"fetching {name}", total=len(files)) if show_progress else _Null() as advance:
+    with progress.task(f"fetching {name}", total=len(files), show=show_progress) as advance:
         for item in files:
             target = root / item.dest
             if not (target.is_file() and sha256_file(target) == item.sha256):
@@ -121,36 +134,49 @@ def fetch(name: str, dest: str | Path | None = None, show_progress: bool = True,
     return root
 
 
-def download_verified(url: str, target: Path, sha256: str, timeout: float = 60.0) -> None:
-    """Download ``url`` to a temporary file, verify its sha256, then rename it to ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+def download(url: str, target: Path, sha256: str | None = None, timeout: float = 60.0) -> str:
+    """Download ``url`` to ``target`` atomically; with ``sha256``, only a file with that digest is kept.
+
+    Returns the digest. A failed download or a digest that differs leaves ``target`` as it was (nothing written).
+    """
+    def write(handle) -> None:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            shutil.copyfileobj(response, handle, CHUNK)
+
     try:
-        with os.fdopen(fd, "wb") as handle, urllib.request.urlopen(url, timeout=timeout) as response:
-            shutil.copyfileobj(response, handle)
-        actual = sha256_file(tmp)
-        if actual != sha256:
-            raise ChecksumError(f"download of {url} has sha256 {actual[:12]}..., expected {sha256[:12]}...; "
-                                "nothing was written")
-        os.replace(tmp, target)
+        atomic_write_bytes(target, write, expect_sha256=sha256)
+    except ChecksumError as exc:
+        raise ChecksumError(f"download of {url}: {exc}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise DataError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return sha256.lower() if sha256 is not None else sha256_file(target)
 
 
-def _voxel_fetcher(name: str):
+def download_verified(url: str, target: Path, sha256: str, timeout: float = 60.0) -> None:
+    """Download ``url``, verify its sha256, and only then let it appear as ``target``."""
+    download(url, target, sha256, timeout)
+
+
+def on_demand(name: str) -> bool:
+    """True when a missing ``name`` would be downloaded on first use: a pinned dataset and no ``BRAINLIKE_DATA``."""
+    return name in FETCHABLE and not os.environ.get("BRAINLIKE_DATA")
+
+
+def fetch_on_demand(name: str, missing: str) -> Path:
+    """Fetch the pinned dataset ``name`` into the default data folder on first use, or raise ``DataError(missing)``.
+
+    Only when :func:`on_demand` holds (with ``BRAINLIKE_DATA`` set, the user chose the folder: nothing is downloaded
+    into it unasked). Offline, the error is ``missing`` followed by why the download failed; a file whose sha256
+    differs raises :class:`ChecksumError` and is never written.
+    """
+    if not on_demand(name):
+        raise DataError(missing)
+    root = data_root()
+    print(f"{name}: not found under {root}; downloading its sha256-pinned files (set BRAINLIKE_DATA to use another "
+          "data folder)", file=sys.stderr)
     try:
-        from brainlike.data.voxels import FETCHERS
-    except ImportError:
-        return None
-    return FETCHERS.get(name)
-
-
-class _Null:
-    def __enter__(self):
-        return lambda n=1: None
-
-    def __exit__(self, *exc):
-        return False
+        return fetch(name, root, show_progress=progress.enabled())
+    except ChecksumError:
+        raise
+    except DataError as exc:
+        raise DataError(f"{missing}; the automatic download failed ({exc})") from None

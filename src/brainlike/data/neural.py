@@ -1,8 +1,9 @@
 """Neural datasets: responses[stimulus, (time,) target, repetition] as labelled arrays, aligned to stimuli by name.
 
-Built-in: ``nh2015-components`` (6 fMRI components of Norman-Haignere et al. 2015). Voxel datasets, the ECoG
-datasets (time-resolved) and bring-your-own files register themselves in :data:`DATASETS` too (see
-:mod:`brainlike.data.voxels`, :mod:`brainlike.data.ecog`, :mod:`brainlike.data.custom`).
+Built-in: ``nh2015-components`` (6 fMRI components of Norman-Haignere et al. 2015). Voxel datasets and the ECoG
+datasets (time-resolved) register themselves in :data:`DATASETS` too (:mod:`brainlike.data.voxels`,
+:mod:`brainlike.data.ecog`); :func:`brainlike.data.datasets.load_dataset` loads any of them, or a bring-your-own file
+(:mod:`brainlike.data.custom`).
 
 A time-resolved dataset has a ``time`` dimension (bin starts in seconds from sound onset, one fixed rate). The
 time-averaged protocols see it averaged over a window (:meth:`NeuralDataset.window_average`, default [0, 2) s).
@@ -21,8 +22,12 @@ import numpy as np
 import xarray as xr
 
 from brainlike.config import data_root
-from brainlike.data.checksums import read_sums, verify_file
-from brainlike.errors import DataError, ProtocolError, UnknownNameError
+from brainlike.errors import DataError, ProtocolError
+from brainlike.integrity import read_sums, verify_file
+
+__all__ = ["AVERAGED_DIMS", "TIME_DIMS", "COMPONENT_NAMES", "NeuralDataset", "TIME_TOLERANCE", "format_window",
+           "parse_window", "check_time_coordinate", "load_nh2015_components", "DatasetEntry", "DATASETS",
+           "register_dataset"]
 
 log = logging.getLogger(__name__)
 AVERAGED_DIMS = ("stimulus", "target", "repetition")
@@ -296,11 +301,16 @@ def load_nh2015_components(root: Path | None = None, verify: bool = True) -> Neu
     """The 6 fMRI components of NH2015 (``components.mat``: R (165, 6), rows in the file's own stimulus order)."""
     import scipy.io
 
+    from brainlike.data.fetch import fetch_on_demand
+
     folder = (root or data_root()) / "nh2015_components"
     path = folder / "components.mat"
     if not path.is_file():
-        raise DataError(f"nh2015-components not found: {path} is missing (set BRAINLIKE_DATA to the data folder, "
-                        "or run `brainlike fetch nh2015-components`)")
+        missing = (f"nh2015-components not found: {path} is missing (set BRAINLIKE_DATA to the data folder, "
+                   "or run `brainlike fetch nh2015-components`)")
+        if root is not None:
+            raise DataError(missing)
+        fetch_on_demand("nh2015-components", missing)
     expected = read_sums(_resource("nh2015_components", "SHA256SUMS"))["components.mat"]
     digest = verify_file(path, expected) if verify else expected
     try:
@@ -336,8 +346,12 @@ class DatasetEntry:
 
 
 def _components_available() -> str | None:
+    from brainlike.data.fetch import on_demand
+
     path = data_root() / "nh2015_components" / "components.mat"
-    return None if path.is_file() else f"{path} missing (set BRAINLIKE_DATA or run `brainlike fetch nh2015-components`)"
+    if path.is_file() or on_demand("nh2015-components"):  # downloaded on first use (pinned by sha256)
+        return None
+    return f"{path} missing (set BRAINLIKE_DATA or run `brainlike fetch nh2015-components`)"
 
 
 DATASETS: dict[str, DatasetEntry] = {
@@ -345,43 +359,8 @@ DATASETS: dict[str, DatasetEntry] = {
                                       "NH2015 fMRI components (6 components x 165 sounds)", _components_available),
 }
 
-_FILE_SUFFIXES = (".nc", ".npz")
-
 
 def register_dataset(entry: DatasetEntry) -> DatasetEntry:
+    """Add a dataset to :data:`DATASETS` (dataset modules call this at import; see :mod:`brainlike.data.datasets`)."""
     DATASETS[entry.name] = entry
     return entry
-
-
-def load_dataset(name: str) -> NeuralDataset:
-    """Load a dataset by registered name, or from a bring-your-own file path (``.nc`` / ``.npz``)."""
-    _discover()
-    if name in DATASETS:
-        return DATASETS[name].load()
-    if name.endswith(_FILE_SUFFIXES) or Path(name).exists():
-        from brainlike.data.custom import load_dataset_file
-
-        return load_dataset_file(name)
-    import difflib
-
-    close = difflib.get_close_matches(name, list(DATASETS), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UnknownNameError(f"unknown dataset {name!r}{hint} (see `brainlike datasets`)")
-
-
-def list_datasets() -> list[dict]:
-    _discover()
-    return [{"name": e.name, "description": e.description, "available": e.available() is None,
-             "reason": e.available() or ""} for e in DATASETS.values()]
-
-
-def _discover() -> None:
-    """Import optional dataset modules that register more datasets (voxel archives)."""
-    import importlib
-
-    for module in ("brainlike.data.voxels", "brainlike.data.ecog"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise

@@ -25,6 +25,8 @@ from brainlike.data.neural import load_nh2015_components
 from brainlike.data.stimuli import load_natsound165
 from brainlike.errors import BrainlikeError
 
+__all__ = ["simulate_voxels", "write_simulation"]
+
 
 def simulate_voxels(n_voxels: int | None = None, n_subjects: int = 8, reliability: float = 0.5, n_reps: int = 3,
                     seed: int = 0) -> xr.Dataset:

@@ -17,8 +17,11 @@ import numpy as np
 
 from brainlike.config import data_root
 from brainlike.data.audio import probe_sample_rate, read_audio, resample
-from brainlike.data.checksums import read_sums, sha256_bytes, verify_file
 from brainlike.errors import AudioError, DataError, UnknownNameError
+from brainlike.integrity import read_sums, sha256_bytes, sha256_file, verify_file
+
+__all__ = ["CATEGORIES_165", "stimulus_number", "StimulusSet", "natsound165_folder", "load_natsound165",
+           "STIMULUS_SETS", "AUDIO_SUFFIXES", "N_FOLDS", "load_stimulus_folder", "load_stimulus_set"]
 
 CATEGORIES_165 = ("EngSpeech", "ForSpeech", "HumVoc", "HumNonVoc", "AniVoc", "AniNonVoc", "Nature",
                   "Mechanical", "Song", "Music", "EnvSound")
@@ -118,13 +121,20 @@ def _resource(*parts: str) -> Path:
 
 
 def natsound165_folder(root: Path | None = None) -> Path:
-    """Folder of the natsound165 data (``$BRAINLIKE_DATA/natsound165``), checked to exist."""
+    """Folder of the natsound165 data (``$BRAINLIKE_DATA/natsound165``), checked to exist.
+
+    Without ``root`` and ``BRAINLIKE_DATA``, missing files are downloaded into the default data folder first
+    (:func:`brainlike.data.fetch.fetch_on_demand`).
+    """
+    from brainlike.data.fetch import fetch_on_demand
+
     folder = (root or data_root()) / "natsound165"
     if not (folder / "stimuli" / "wav").is_dir():
-        raise DataError(
-            f"natsound165 not found under {folder.parent} (set BRAINLIKE_DATA to the data folder, "
-            "or run `brainlike fetch natsound165`)"
-        )
+        missing = (f"natsound165 not found under {folder.parent} (set BRAINLIKE_DATA to the data folder, "
+                   "or run `brainlike fetch natsound165`)")
+        if root is not None:
+            raise DataError(missing)
+        fetch_on_demand("natsound165", missing)
     return folder
 
 
@@ -172,8 +182,6 @@ def load_stimulus_folder(folder: str | Path, n_folds: int = N_FOLDS) -> Stimulus
     deterministically: within each category, stimuli in order go to folds 0, 1, ..., n_folds - 1, 0, ...
     All files must share one sample rate; every file is hashed (the set's checksum covers content and order).
     """
-    from brainlike.data.checksums import sha256_file
-
     folder = Path(folder).resolve()
     if not folder.is_dir():
         raise DataError(f"stimulus folder {folder} does not exist")

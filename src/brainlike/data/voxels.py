@@ -25,11 +25,13 @@ import numpy as np
 import xarray as xr
 
 from brainlike.config import data_root
-from brainlike.data.archive import extract_tar_members
-from brainlike.data.checksums import sha256_file
 from brainlike.data.custom import load_dataset_file
+from brainlike.data.fetch import download
 from brainlike.data.neural import DatasetEntry, NeuralDataset, register_dataset
 from brainlike.errors import ChecksumError, DataError
+from brainlike.integrity import atomic_write, atomic_write_bytes, extract_members
+
+__all__ = ["DEFAULT_URL", "N_STIMULI", "voxel_file", "convert_archive", "fetch_voxels", "VOXEL_SETS"]
 
 DEFAULT_URL = "https://mcdermottlab.mit.edu//tuckute_feather_2023/data.tar"
 N_STIMULI = 165
@@ -104,18 +106,14 @@ def convert_archive(neural_dir: Path, name: str, out: Path) -> Path:
                 "subject": ("target", [f"S{s}" for s in subjects]), "hemisphere": ("target", hemi),
                 "roi": ("target", np.asarray(roi).astype(str)), "x_ras": ("target", np.asarray(x, float)),
                 "y_ras": ("target", np.asarray(y, float))}, name="responses")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    xr.Dataset({"responses": array}, attrs={"stimulus_set": "natsound165", "kind": "voxels", "synthetic": 0,
-                                             "source": "tuckute_feather_2023/data.tar"}).to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(out)
+    dataset = xr.Dataset({"responses": array}, attrs={"stimulus_set": "natsound165", "kind": "voxels", "synthetic": 0,
+                                                      "source": "tuckute_feather_2023/data.tar"})
+    atomic_write_bytes(out, lambda handle: handle.write(dataset.to_netcdf(engine="h5netcdf")))
     return out
 
 
 def fetch_voxels(name: str, dest: str | Path | None = None, accept_sha256: str | None = None) -> Path:
     """Download the archive, accept its sha256 (trust on first use, or ``accept_sha256``), convert to netCDF."""
-    import urllib.request
-
     root = Path(dest).resolve() if dest else data_root()
     accepted_file = root / "voxels" / "accepted_archive.json"
     accepted = json.loads(accepted_file.read_text()) if accepted_file.is_file() else {}
@@ -123,13 +121,7 @@ def fetch_voxels(name: str, dest: str | Path | None = None, accept_sha256: str |
     (root / "voxels").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root / "voxels") as tmp:
         archive = Path(tmp) / "data.tar"
-        try:
-            with urllib.request.urlopen(url, timeout=120) as response, open(archive, "wb") as handle:
-                while block := response.read(1 << 20):
-                    handle.write(block)
-        except OSError as exc:
-            raise DataError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
-        digest = sha256_file(archive)
+        digest = download(url, archive, timeout=120)
         expected = accept_sha256 or accepted.get("sha256")
         if expected and digest != expected:
             raise ChecksumError(f"voxel archive sha256 {digest[:16]}... differs from the accepted {expected[:16]}...; "
@@ -140,10 +132,11 @@ def fetch_voxels(name: str, dest: str | Path | None = None, accept_sha256: str |
         if name == "nh2015":
             needed.append("NH2015/voxel_features_meta.npy")
         wanted = {f"data/neural/{n}": Path(tmp) / "neural" / n for n in needed}
-        extract_tar_members(archive, wanted)
+        extract_members(archive, wanted)
         out = convert_archive(Path(tmp) / "neural", name, voxel_file(name, root))
-    accepted_file.write_text(json.dumps({"sha256": digest, "url": url}, indent=1))
+    atomic_write(accepted_file, json.dumps({"sha256": digest, "url": url}, indent=1))
     return out
 
 
-FETCHERS = {name: (lambda dest, accept=None, n=name: fetch_voxels(n, dest, accept)) for name in ("nh2015", "b2021")}
+VOXEL_SETS = ("nh2015", "b2021")
+"""Datasets built from the voxel archive (fetched by :func:`fetch_voxels`, never downloaded on demand)."""

@@ -6,17 +6,8 @@ The subpackage is also callable: ``brainlike.downstream(models, tasks=..., probe
 
 from __future__ import annotations
 
-import sys
-import types
+from brainlike import _make_callable
 
-__all__ = ["evaluate", "link", "probes", "tasks"]
+__all__ = ["evaluate", "link", "networks", "probes", "render", "tasks"]
 
-
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        from brainlike.api import downstream
-
-        return downstream(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+_make_callable(__name__)

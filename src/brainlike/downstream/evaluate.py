@@ -1,6 +1,6 @@
 """Evaluate models on downstream tasks: embeddings (cached), probes over the fold protocol, tidy records, global score.
 
-Records (one per line of ``downstream.jsonl``) follow contracts.md section 1: ``model, dataset (= task), metric,
+Records (one per line of ``downstream.jsonl``) follow docs/contracts.md section 1: ``model, dataset (= task), metric,
 protocol (= probe), selection, target, score, sem, layer`` plus ``task, probe, fold``. Per task there is one row per
 test fold and one row with ``fold: null`` holding the mean over folds (``sem`` = std / sqrt(K - 1) over folds).
 The global score (``task: "global"``, ``metric: "global_z"``) follows the one rule of :func:`global_scores`.
@@ -19,6 +19,9 @@ import numpy as np
 from brainlike.downstream.probes import accuracy, check_probe, run_probe
 from brainlike.downstream.tasks import Task, load_task, resolve_tasks
 from brainlike.errors import BrainlikeError
+
+__all__ = ["EMBED_VERSION", "LazyClips", "embed_task", "encode_labels", "evaluate_embeddings", "task_means",
+           "global_scores", "DownstreamRun", "run_downstream", "write_downstream", "read_downstream", "summary_table"]
 
 log = logging.getLogger(__name__)
 EMBED_VERSION = 1

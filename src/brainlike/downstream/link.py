@@ -20,6 +20,9 @@ import numpy as np
 from brainlike.align.stats import correlate
 from brainlike.errors import BrainlikeError
 
+__all__ = ["N_BOOTSTRAP", "BRAIN_KEY", "MAX_TARGETS", "LinkInputs", "read_inputs", "brain_table", "downstream_table",
+           "link", "brain_label", "table1", "scatter_plots", "write_link"]
+
 N_BOOTSTRAP = 2000
 BRAIN_KEY = ("dataset", "metric", "protocol", "selection", "roi", "target")
 MAX_TARGETS = 32

@@ -28,6 +28,12 @@ import numpy as np
 from brainlike.downstream.tasks import Split
 from brainlike.errors import BrainlikeError, UnknownNameError
 
+__all__ = ["PROBES", "LINEAR_PCA_PER_LAYER", "LINEAR_PCA_TOTAL", "LINEAR_CS", "LINEAR_MAX_ITER", "LINEAR_TOL",
+           "PEPINO_HIDDEN", "PEPINO_LRS", "PEPINO_INITS", "PEPINO_BATCH", "PEPINO_MAX_EPOCHS", "PEPINO_PATIENCE",
+           "PEPINO_DROPOUT", "ProbeResult", "accuracy", "check_probe", "single_threaded", "standardise", "pca_reduce",
+           "linear_features", "linear_probe", "pepino_configs", "pepino_inputs", "train_weighted_mlp", "pepino_probe",
+           "run_probe"]
+
 PROBES = ("linear", "pepino2025")
 
 LINEAR_PCA_PER_LAYER = 128
@@ -220,35 +226,9 @@ def pepino_inputs(layers: Sequence[np.ndarray], split: Split, seed: int = 0) -> 
 
 
 def _build_net(n_layers: int, width: int, n_classes: int, hidden: Sequence[int], init: str):
-    import torch
-    from torch import nn
+    from brainlike.downstream.networks import WeightedSumMLP
 
-    class WeightedSumMLP(nn.Module):
-        """Learned normalised weighted sum of layers followed by an MLP."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.layer_weights = nn.Parameter(torch.ones(n_layers))
-            blocks: list[nn.Module] = []
-            size = width
-            for h in hidden:
-                blocks += [nn.Linear(size, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(PEPINO_DROPOUT)]
-                size = h
-            blocks.append(nn.Linear(size, n_classes))
-            self.mlp = nn.Sequential(*blocks)
-            for module in self.mlp:
-                if isinstance(module, nn.Linear):
-                    (nn.init.xavier_uniform_ if init == "xavier_uniform" else nn.init.xavier_normal_)(module.weight)
-                    nn.init.zeros_(module.bias)
-
-        def normalised_weights(self) -> "torch.Tensor":
-            w = self.layer_weights.abs()
-            return w / w.sum().clamp_min(1e-12)
-
-        def forward(self, x: "torch.Tensor") -> "torch.Tensor":  # x: (batch, n_layers, width)
-            return self.mlp(torch.einsum("blf,l->bf", x, self.normalised_weights()))
-
-    return WeightedSumMLP()
+    return WeightedSumMLP(n_layers, width, n_classes, hidden, init, PEPINO_DROPOUT)
 
 
 def train_weighted_mlp(inputs: list[tuple[np.ndarray, ...]], y: np.ndarray, split: Split, config: dict[str, Any], *,

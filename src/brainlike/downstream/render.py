@@ -18,7 +18,6 @@ files with a manifest of sha256 hashes. The same fluidsynth version and soundfon
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -31,6 +30,14 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from brainlike.errors import BrainlikeError, DataError
+from brainlike.integrity import atomic_folder, format_sums, sha256_bytes, sha256_file
+
+__all__ = ["RENDER_VERSION", "SAMPLE_RATE", "CLIP_RMS", "GAP_SECONDS", "SOUNDFONT_CANDIDATES", "NSYNTH_FAMILIES",
+           "NSYNTH_PITCHES", "NSYNTH_CLIP_SECONDS", "NSYNTH_NOTE_SECONDS", "NSYNTH_VELOCITY", "MUSIC_CORPORA",
+           "MUSIC_PIECES_PER_CLASS", "MUSIC_EXCERPTS_PER_PIECE", "MUSIC_CLIP_SECONDS", "MUSIC_QPM", "MUSIC_PROGRAMS",
+           "MUSIC_MIN_NOTES", "NoteEvent", "Slot", "find_soundfont", "fluidsynth_version", "slots_to_midi",
+           "render_midi", "render_slots", "nsynth_slots", "music_sources", "score_notes", "excerpt_starts",
+           "music_slots", "RENDERED_SETS", "build_set"]
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +237,7 @@ def music_sources(corpora: Sequence[str] = MUSIC_CORPORA) -> dict[str, list[str]
     for name, rels in out.items():
         if not rels:
             raise DataError(f"the music21 corpus has no scores for {name!r}")
-        rels.sort(key=lambda r: hashlib.sha256(r.encode()).hexdigest())
+        rels.sort(key=sha256_bytes)
     return out
 
 
@@ -351,19 +358,14 @@ def build_set(name: str, dest: Path, *, soundfont: str | Path | None = None, for
     if slots is None:
         slots = nsynth_slots() if name == "nsynth" else music_slots()
     clips = render_slots(slots, RENDERED_SETS[name], font)
-    tmp = dest.with_name(dest.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "audio").mkdir(parents=True)
-    rows = []
-    for slot, clip in zip(slots, clips):
-        rel = f"audio/{slot.name}.wav"
-        sf.write(str(tmp / rel), clip, SAMPLE_RATE, subtype="PCM_16")
-        rows.append({"file": rel, "sha256": sha256_file(tmp / rel), **slot.labels})
-    _write_outputs(tmp, header, rows)
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+    with atomic_folder(dest, replace=True) as tmp:
+        (tmp / "audio").mkdir()
+        rows = []
+        for slot, clip in zip(slots, clips):
+            rel = f"audio/{slot.name}.wav"
+            sf.write(str(tmp / rel), clip, SAMPLE_RATE, subtype="PCM_16")
+            rows.append({"file": rel, "sha256": sha256_file(tmp / rel), **slot.labels})
+        _write_outputs(tmp, header, rows)
     return manifest_path
 
 
@@ -372,19 +374,12 @@ def _write_outputs(folder: Path, header: dict, rows: list[dict]) -> None:
 
     table = pd.DataFrame(rows)
     table.drop(columns=["sha256"]).to_csv(folder / "labels.csv", index=False, lineterminator="\n")
-    (folder / "SHA256SUMS").write_text("".join(f"{r['sha256']}  {r['file']}\n" for r in rows))
+    sums = format_sums({r["file"]: r["sha256"] for r in rows})
+    (folder / "SHA256SUMS").write_text(sums)
     sources = sorted({str(r["piece"]) for r in rows if "piece" in r})
     manifest = {**header, "n_clips": len(rows), "sources": sources,
                 "sources_root": "music21 corpus" if sources else None,
-                "checksum": hashlib.sha256((folder / "SHA256SUMS").read_bytes()).hexdigest(),
+                "checksum": sha256_bytes(sums),
                 "clips": rows}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -10,7 +10,7 @@
 | ``nsynth-instrument`` | nsynth (rendered) | 11 instrument families | folds 1-5 by instrument (program) | 1.5 s |
 | ``music-style`` | music-style (rendered) | 5 corpora (composer/collection) | folds 1-5 by piece | 4 s |
 
-Fold protocol (contracts.md section 4): the fold labels are put in their order; the probe tests on fold ``i``,
+Fold protocol (docs/contracts.md section 4): the fold labels are put in their order; the probe tests on fold ``i``,
 selects hyper-parameters (and stops early) on fold ``i + 1`` (cyclic) and trains on the others. ``fsdd`` has one
 evaluation only: test on ``test``, validate on ``valid``.
 
@@ -19,7 +19,6 @@ Rendered sets live in ``cache_root()/tasks/<set>`` and are made by ``brainlike t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,10 @@ import numpy as np
 
 from brainlike.config import cache_root, data_root
 from brainlike.errors import DataError, UnknownNameError
+from brainlike.integrity import read_sums, sha256_bytes, verify_file
+
+__all__ = ["TaskInfo", "TASKS", "Split", "Task", "fold_split", "task_names", "resolve_tasks", "set_root", "load_task",
+           "verify_task", "build_rendered", "list_tasks", "task_audio_files", "rendered_sources"]
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class Task:
         """sha256 over the clip hashes in order and the padding/cropping parameters (identifies the clip set)."""
         text = json.dumps({"files": self.files, "sha256": self.file_sha256, "rate": self.info.sample_rate,
                            "min": self.info.min_seconds, "max": self.info.max_seconds})
-        return hashlib.sha256(text.encode()).hexdigest()
+        return sha256_bytes(text)
 
     def fold_order(self) -> list[str]:
         """Fold labels in the order the fold protocol uses."""
@@ -181,7 +184,7 @@ class Task:
         for i, (fold, label) in enumerate(zip(self.folds, self.labels)):
             groups.setdefault((str(fold), str(label)), []).append(i)
         for members in groups.values():
-            members.sort(key=lambda i: hashlib.sha256(self.files[i].encode()).hexdigest())
+            members.sort(key=lambda i: sha256_bytes(self.files[i]))
         chosen: list[int] = []
         for depth in range(max(len(m) for m in groups.values())):
             for key in sorted(groups):
@@ -254,7 +257,7 @@ def load_task(name: str) -> Task:
     for column in ("file", info.label_column, info.fold_column):
         if column not in table.columns:
             raise DataError(f"{labels_path} has no column {column!r}")
-    sums = read_sha256sums(root / "SHA256SUMS")
+    sums = read_sums(root / "SHA256SUMS")
     missing = [f for f in table["file"] if f not in sums]
     if missing:
         raise DataError(f"{len(missing)} clips of {name} are not in {root / 'SHA256SUMS'} (first: {missing[0]})")
@@ -268,26 +271,10 @@ def _fsdd_split(file: str) -> str:
     return "test" if index < 5 else ("valid" if index < 10 else "train")
 
 
-def read_sha256sums(path: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` from a ``sha256sum`` listing."""
-    if not path.is_file():
-        raise DataError(f"checksum list missing: {path}")
-    out = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            digest, rel = line.split(maxsplit=1)
-            out[rel.lstrip("*").strip()] = digest
-    return out
-
-
 def verify_task(task: Task) -> None:
     """Hash every clip file and compare with the listed sha256; raise :class:`ChecksumError` on a mismatch."""
-    from brainlike.downstream.render import sha256_file
-    from brainlike.errors import ChecksumError
-
     for rel, digest in zip(task.files, task.file_sha256):
-        if sha256_file(task.root / rel) != digest:
-            raise ChecksumError(f"{task.root / rel}: sha256 does not match SHA256SUMS")
+        verify_file(task.root / rel, digest)
 
 
 def _sorted_labels(values: list[str]) -> list[str]:
@@ -324,7 +311,7 @@ def task_audio_files() -> list[Path]:
         info = next(i for i in TASKS.values() if i.audio_set == audio_set)
         sums = set_root(info) / "SHA256SUMS"
         if sums.is_file():
-            files += [set_root(info) / rel for rel in read_sha256sums(sums)]
+            files += [set_root(info) / rel for rel in read_sums(sums)]
     return files
 
 

@@ -9,19 +9,17 @@ manifest, or whose file no longer matches the manifest's checksum, is treated as
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from brainlike.config import cache_root
-from brainlike.data.checksums import sha256_file
 from brainlike.errors import BrainlikeError
-from brainlike.integrity import atomic_write_bytes
+from brainlike.integrity import atomic_write_bytes, sha256_bytes, sha256_file
+
+__all__ = ["FORMAT_VERSION", "cache_key", "ArrayCache"]
 
 FORMAT_VERSION = 1
 
@@ -29,7 +27,7 @@ FORMAT_VERSION = 1
 def cache_key(parts: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of ``parts`` (plus the cache format version)."""
     text = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_bytes(text)
 
 
 class ArrayCache:

@@ -17,6 +17,8 @@ from brainlike.extract.pooling import POOLING, time_average
 from brainlike.models.base import AudioModel
 from brainlike.models.registry import load_model
 
+__all__ = ["RESAMPLER", "Activations", "model_key_parts", "extract_activations", "embed_clips"]
+
 log = logging.getLogger(__name__)
 RESAMPLER = "resample_poly"
 

@@ -36,12 +36,11 @@ import numpy as np
 
 from brainlike import progress
 from brainlike.config import cache_root
-from brainlike.data.checksums import sha256_file
 from brainlike.data.stimuli import StimulusSet
 from brainlike.errors import ModelError, ProtocolError, UnknownNameError
 from brainlike.extract.cache import cache_key
 from brainlike.extract.extractor import RESAMPLER, model_key_parts
-from brainlike.integrity import atomic_write, atomic_write_bytes
+from brainlike.integrity import atomic_write, atomic_write_bytes, sha256_file
 from brainlike.models.base import AudioModel
 from brainlike.models.registry import load_model
 

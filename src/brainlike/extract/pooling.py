@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["POOLING", "time_average"]
+
 POOLING = "mean"
 
 

@@ -24,6 +24,8 @@ import numpy as np
 
 from brainlike.errors import ModelError
 
+__all__ = ["AudioModel", "TorchAudioModel", "seed_everything_for_init", "RANDOM_SEED", "FrameGrid"]
+
 
 class AudioModel(ABC):
     """Base class for brainlike models.

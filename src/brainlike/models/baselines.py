@@ -14,7 +14,12 @@ from typing import Mapping
 import numpy as np
 
 from brainlike.models.base import AudioModel, FrameGrid
+from brainlike.models.mel import htk_mel_filterbank
 from brainlike.models.registry import ModelEntry, register_model
+
+__all__ = ["MEL_SAMPLE_RATE", "MEL_N_FFT", "MEL_HOP", "MEL_FMIN", "MEL_FMAX", "MEL_POWER_FLOOR", "N_MFCC",
+           "mel_filterbank", "power_spectrogram", "log_mel", "mfcc", "MelSpectrogram", "RandomFeatures",
+           "ENVELOPE_FLOOR_DB", "BroadbandEnvelope", "FrameCochleagram"]
 
 MEL_SAMPLE_RATE = 16000
 MEL_N_FFT = 400  # 25 ms Hann window
@@ -24,30 +29,14 @@ MEL_POWER_FLOOR = 1e-10  # dB floor: 10 log10(1e-10) = -100 dB
 N_MFCC = 20
 
 
-def hz_to_mel(frequency: np.ndarray | float) -> np.ndarray:
-    """HTK mel scale: 2595 log10(1 + f / 700)."""
-    return 2595.0 * np.log10(1.0 + np.asarray(frequency, dtype=np.float64) / 700.0)
-
-
-def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
 @lru_cache(maxsize=8)
 def mel_filterbank(n_mels: int, n_fft: int = MEL_N_FFT, sample_rate: int = MEL_SAMPLE_RATE,
                    fmin: float = MEL_FMIN, fmax: float = MEL_FMAX) -> np.ndarray:
-    """Triangular mel filters on the rfft grid, area-normalised (Slaney-style), shape (n_mels, n_fft // 2 + 1).
+    """HTK-mel triangles on the rfft grid, area-normalised (Slaney-style), shape (n_mels, n_fft // 2 + 1).
 
-    Filter m rises linearly from edge m to centre m + 1 and falls to edge m + 2, with ``n_mels + 2`` edges equally
-    spaced on the HTK mel scale between ``fmin`` and ``fmax``; each is scaled by 2 / (upper edge - lower edge) in Hz.
+    :func:`brainlike.models.mel.htk_mel_filterbank` with ``norm="slaney"`` (cached).
     """
-    bins_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (bins_hz[None, :] - lower) / (centre - lower)
-    falling = (upper - bins_hz[None, :]) / (upper - centre)
-    filters = np.maximum(0.0, np.minimum(rising, falling))
-    return filters * (2.0 / (upper - lower))
+    return htk_mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, norm="slaney")
 
 
 def power_spectrogram(waveforms: np.ndarray) -> np.ndarray:

@@ -20,6 +20,11 @@ import numpy as np
 
 from brainlike.errors import AudioError
 
+__all__ = ["SAMPLE_RATE", "N_SAMPLES", "ERB_Q", "ERB_MIN_WIDTH", "N_ERB_FILTERS", "LOW_HZ", "HIGH_HZ", "SAMPLE_FACTOR",
+           "N_CHANNELS", "ENV_SAMPLE_RATE", "KERNEL_SIZE", "KAISER_BETA", "ENVELOPE_FLOOR", "COMPRESSION_POWER",
+           "COMPRESSION_OFFSET", "POCKETFFT_ON_CPU", "hz_to_erb", "erb_to_hz", "ErbFilterbank", "erb_filterbank",
+           "downsample_kernel", "n_frames", "cochleagram", "fft"]
+
 SAMPLE_RATE = 20000
 """Input sample rate (Hz) of the cochleagram."""
 N_SAMPLES = 40000

@@ -18,7 +18,6 @@ twin (``hear@random`` is an error): a HEAR module owns its weights.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import sys
@@ -29,8 +28,11 @@ from typing import Any
 import numpy as np
 
 from brainlike.errors import BrainlikeError, ModelError
+from brainlike.integrity import sha256_bytes, sha256_file
 from brainlike.models.base import AudioModel
 from brainlike.models.registry import FamilyEntry, register_family
+
+__all__ = ["ADAPTER_VERSION", "REQUIRED", "import_hear_module", "split_argument", "HearModel", "load"]
 
 ADAPTER_VERSION = 1
 REQUIRED = ("load_model", "get_timestamp_embeddings")
@@ -64,7 +66,7 @@ def _import_file(path: Path) -> ModuleType:
     if not path.is_file():
         raise BrainlikeError(f"hear: module file {path} does not exist")
     path = path.resolve()
-    name = f"brainlike_hear_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    name = f"brainlike_hear_{path.stem}_{sha256_bytes(str(path))[:8]}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -177,11 +179,7 @@ def _check_timestamps(name: str, embeddings: Any, timestamps: Any) -> None:
 def _weights_id(module: ModuleType, model_file: str) -> str:
     source = Path(model_file).expanduser() if model_file else Path(getattr(module, "__file__", "") or "")
     if source.is_file():
-        digest = hashlib.sha256()
-        with open(source, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(source)
     return f"module:{module.__name__}:{getattr(module, '__version__', 'unknown')}"
 
 
@@ -201,4 +199,5 @@ register_family(FamilyEntry(
     prefix="hear",
     load=load,
     description="any HEAR API module (load_model / get_timestamp_embeddings): hear:<module or file.py>[:<model file>]",
+    has_random_twin=False,
 ))

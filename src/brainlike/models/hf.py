@@ -43,7 +43,6 @@ transformers' ``WhisperEncoder``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -59,8 +58,14 @@ from urllib.parse import parse_qsl
 import numpy as np
 
 from brainlike.errors import BrainlikeError, ModelError
+from brainlike.integrity import is_sha256, sha256_bytes, sha256_file
 from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
 from brainlike.models.registry import FamilyEntry, register_family
+
+__all__ = ["ADAPTER_VERSION", "RANDOM_PREFIX", "DEFAULT_RANDOM_ARCH", "OFFLINE_ENV", "INSTALL_HINT", "Architecture",
+           "ARCHITECTURES", "HFAudioModel", "parse_random_argument", "random_model", "hub_cache_dir",
+           "resolve_checkpoint", "pretrained_model", "weights_digest", "load", "ctranslate2_encoder_state_dict",
+           "whisper_encoder_from_ctranslate2", "whisper_from_ctranslate2_file"]
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +354,7 @@ class HFAudioModel(TorchAudioModel):
 def _extractor_digest(extractor: Any) -> str:
     """Short sha256 of the feature extractor's JSON form (part of the cache key)."""
     text = extractor.to_json_string() if hasattr(extractor, "to_json_string") else repr(extractor)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return sha256_bytes(text)[:16]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -548,19 +553,8 @@ def weights_digest(folder: Path) -> str:
     digests = []
     for file in files:
         blob = file.resolve().name
-        if file.is_symlink() and len(blob) == 64 and all(c in "0123456789abcdef" for c in blob):
-            digests.append(blob)
-        else:
-            digests.append(_sha256_file(file))
+        digests.append(blob if file.is_symlink() and is_sha256(blob) and blob == blob.lower() else sha256_file(file))
     return "+".join(digests)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -698,4 +692,4 @@ def whisper_from_ctranslate2_file(path: Path) -> HFAudioModel:
     variables, _aliases, spec = read_ct2(path)
     if spec != "WhisperSpec":
         raise ModelError(f"hf: {path} is a CTranslate2 {spec!r} model, not a Whisper model")
-    return whisper_encoder_from_ctranslate2(variables, _sha256_file(path), name=f"hf:{path}")
+    return whisper_encoder_from_ctranslate2(variables, sha256_file(path), name=f"hf:{path}")

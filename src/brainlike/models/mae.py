@@ -12,6 +12,8 @@ from typing import Any, Mapping
 from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
 from brainlike.models.registry import FamilyEntry, register_family
 
+__all__ = ["MAEModel", "load_mae"]
+
 
 class MAEModel(TorchAudioModel):
     """A :class:`MaskedAudioModel` behind the model protocol (every encoder block a layer)."""
@@ -45,12 +47,11 @@ class MAEModel(TorchAudioModel):
 
 def load_mae(argument: str | None, random: bool) -> MAEModel:
     """Build ``mae:<argument>`` or, with ``random``, the random-init ``mae@random``."""
-    from brainlike.pretrain.mae import MaskedAudioModel, load_checkpoint
-    from brainlike.pretrain.presets import random_model_config
+    from brainlike.models.nets.mae import SMALL_CONFIG, MaskedAudioModel, load_checkpoint
 
     if random or argument is None:
         seed_everything_for_init(RANDOM_SEED)
-        return MAEModel(MaskedAudioModel(random_model_config()), f"random:{RANDOM_SEED}", None)
+        return MAEModel(MaskedAudioModel(SMALL_CONFIG), f"random:{RANDOM_SEED}", None)
     module, _, sha256 = load_checkpoint(argument)
     return MAEModel(module, sha256, argument)
 

@@ -1,4 +1,4 @@
-"""Plain-dict model registry and the model spec grammar (contracts.md section 3).
+"""Plain-dict model registry and the model spec grammar (docs/contracts.md section 3).
 
 Spec strings:
 
@@ -14,15 +14,20 @@ calling :func:`register_model` / :func:`register_family` at import time. Adding 
 from __future__ import annotations
 
 import difflib
-import importlib
-import pkgutil
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from brainlike.errors import BrainlikeError, UnknownNameError
 from brainlike.models.base import AudioModel
+from brainlike.plugins import import_submodules
+
+__all__ = ["RANDOM_SUFFIX", "NETWORKS", "ModelEntry", "FamilyEntry", "MODELS", "FAMILIES", "register_model",
+           "register_family", "discover", "ModelSpec", "parse_spec", "load_model", "list_models"]
 
 RANDOM_SUFFIX = "@random"
+NETWORKS = "brainlike.models.nets"
+"""Package of torch network definitions, imported by adapters when a model is built (never by :func:`discover`)."""
 
 
 @dataclass
@@ -44,18 +49,21 @@ class ModelEntry:
 
 @dataclass
 class FamilyEntry:
-    """A model family addressed as ``PREFIX:<argument>`` (``load(argument, random)``; argument None = default)."""
+    """A model family addressed as ``PREFIX:<argument>`` (``load(argument, random)``; argument None = default).
+
+    ``has_random_twin`` is False for families without a ``PREFIX@random`` (``hear``: a module owns its weights).
+    """
 
     prefix: str
     load: Callable[[str | None, bool], AudioModel]
     description: str
     available: Callable[[], str | None] = lambda: None
     metadata: dict[str, Any] = field(default_factory=dict)
+    has_random_twin: bool = True
 
 
 MODELS: dict[str, ModelEntry] = {}
 FAMILIES: dict[str, FamilyEntry] = {}
-_discovered = False
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
@@ -74,18 +82,11 @@ def register_family(entry: FamilyEntry) -> FamilyEntry:
     return entry
 
 
+@functools.cache
 def discover() -> None:
     """Import every module under :mod:`brainlike.models` once so that they register themselves."""
-    global _discovered
-    if _discovered:
-        return
-    import brainlike.models as package
-
-    for info in pkgutil.walk_packages(package.__path__, prefix="brainlike.models."):
-        if info.name.rsplit(".", 1)[-1] in {"base", "registry"}:
-            continue
-        importlib.import_module(info.name)
-    _discovered = True
+    import_submodules("brainlike.models", recursive=True, skip=lambda name: name.startswith(NETWORKS)
+                      or name.rsplit(".", 1)[-1] in {"base", "registry"})
 
 
 @dataclass(frozen=True)
@@ -156,5 +157,5 @@ def list_models() -> list[dict[str, Any]]:
     for fam in FAMILIES.values():
         reason = fam.available()
         rows.append({"name": fam.prefix + ":<path or id>", "family": fam.prefix, "description": fam.description,
-                     "available": reason is None, "reason": reason or "", "random_twin": True})
+                     "available": reason is None, "reason": reason or "", "random_twin": fam.has_random_twin})
     return rows

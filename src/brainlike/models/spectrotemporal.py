@@ -41,6 +41,11 @@ from brainlike.models import cochleagram as coch
 from brainlike.models.base import AudioModel
 from brainlike.models.registry import ModelEntry, register_model
 
+__all__ = ["SCALES", "RATES", "N_FILTERS", "N_CHANNELS", "N_FRAMES", "N_SPECTRAL", "N_TEMPORAL", "CHANNELS_PER_ERB",
+           "INPUT_SCALE", "OUTPUT_FLOOR", "DURATION_S", "TARGET_RMS", "ROUTES", "ModulationFilter", "filter_specs",
+           "temporal_transfer", "spectral_transfer", "quadrant_keep", "transfer_function", "spectrotemporal_features",
+           "prepare_waveforms", "clip_features", "torch_threads", "batch_features", "SpectroTemporal"]
+
 SCALES = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0, 2.0)
 """Spectral scales (cycles/ERB); 0 is the DC delta, 2 is high-pass."""
 RATES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)

@@ -3,9 +3,9 @@
 Modules
 -------
 mae
-    The model (log-mel -> patch/frame tokens -> transformer or conv encoder -> light decoder), span masking, continuous
-    and discrete (k-means) targets, FLOP counts, safetensors checkpoints. Checkpoints load as ``mae:<path>``
-    (:mod:`brainlike.models.mae`).
+    Span masking, k-means codebooks for discrete targets, FLOP counts. The model itself (log-mel -> patch/frame
+    tokens -> transformer or conv encoder -> light decoder) and its safetensors checkpoints are
+    :mod:`brainlike.models.nets.mae`; checkpoints load as ``mae:<path>`` (:mod:`brainlike.models.mae`).
 presets
     Training configurations ``tiny``, ``small``, ``base``.
 corpus
@@ -15,3 +15,5 @@ train
 experiments, finetune
     ``brainlike experiment diversity|checkpoints|architecture|finetune``.
 """
+
+__all__ = ["corpus", "experiments", "finetune", "mae", "presets", "train"]

@@ -22,7 +22,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from brainlike.pretrain.mae import PretrainError
+from brainlike.errors import PretrainError
+
+__all__ = ["KINDS", "DIVERSITY_CORPORA", "run", "train_model", "brain_summary", "layerwise_scores", "write_table",
+           "to_markdown", "HEADLINE", "diversity", "model_summary", "checkpoints", "architecture", "finetune"]
 
 log = logging.getLogger(__name__)
 KINDS = ("diversity", "checkpoints", "architecture", "finetune")
@@ -88,7 +91,7 @@ def layerwise_scores(spec: str, dataset: str) -> pd.DataFrame:
     """Per-layer RSA (rho) and regression (R2, median over targets; per ROI when the dataset has ROIs)."""
     from brainlike.align.score import regression, rsa
     from brainlike.api import extract
-    from brainlike.data.neural import load_dataset
+    from brainlike.data.datasets import load_dataset
     from brainlike.data.stimuli import load_stimulus_set
 
     neural = load_dataset(dataset)

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainlike.pretrain.mae import MaskedAudioModel, load_checkpoint, save_checkpoint
+from brainlike.models.nets.mae import MaskedAudioModel, load_checkpoint, save_checkpoint
+
+__all__ = ["Classifier", "task_arrays", "accuracy", "finetune_checkpoint"]
 
 
 class Classifier(nn.Module):

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from brainlike.pretrain.mae import MAEConfig, PretrainError
+from brainlike.errors import PretrainError
+from brainlike.models.nets.mae import SMALL_CONFIG, MAEConfig
+
+__all__ = ["TrainConfig", "PRESETS", "preset", "override"]
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,7 @@ PRESETS: dict[str, TrainConfig] = {
         steps=300, batch_size=16, clip_seconds=2.0, lr=2e-3, min_lr=2e-4, warmup_steps=20, checkpoint_every=100,
         log_every=10, kmeans_clips=32, kmeans_iterations=10),
     "small": TrainConfig(
-        model=MAEConfig(n_mels=64, patch_frames=4, depth=4, width=192, heads=3, decoder_depth=2, decoder_width=128,
-                        decoder_heads=2, mask_ratio=0.75),
+        model=SMALL_CONFIG,
         steps=2000, batch_size=32, clip_seconds=4.0, lr=1e-3, min_lr=1e-4, warmup_steps=100, checkpoint_every=250,
         log_every=10),
     "base": TrainConfig(
@@ -113,7 +115,3 @@ def override(config: TrainConfig, model_changes: dict[str, Any], train_changes: 
     model = replace(config.model, **{k: v for k, v in model_changes.items() if v is not None})
     return replace(config, model=model, **{k: v for k, v in train_changes.items() if v is not None})
 
-
-def random_model_config() -> MAEConfig:
-    """Architecture of ``mae@random`` (the ``small`` preset)."""
-    return PRESETS["small"].model

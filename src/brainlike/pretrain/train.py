@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,10 +30,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from brainlike.errors import PretrainError
+from brainlike.integrity import atomic_folder, atomic_write
+from brainlike.models.nets.mae import WEIGHTS_FILE, LogMel, MaskedAudioModel, load_checkpoint, save_checkpoint
 from brainlike.pretrain.corpus import Corpus, load_corpus
-from brainlike.pretrain.mae import (MaskedAudioModel, PretrainError, WEIGHTS_FILE, kmeans, load_checkpoint,
-                                    save_checkpoint, span_mask)
+from brainlike.pretrain.mae import kmeans, span_mask
 from brainlike.pretrain.presets import TrainConfig
+
+__all__ = ["TRAINER_WEIGHTS", "TRAINER_STATE", "TrainResult", "SegmentSampler", "Prefetcher", "learning_rate",
+           "mask_generator", "make_optimizer", "save_trainer_state", "load_trainer_state", "latest_resumable",
+           "write_checkpoint", "estimate_mel_stats", "code_features", "load_teacher", "fresh_model", "train",
+           "LOSS_HEADER", "plot_loss"]
 
 log = logging.getLogger(__name__)
 TRAINER_WEIGHTS = "trainer.safetensors"
@@ -165,12 +172,9 @@ def write_checkpoint(out: Path, model: MaskedAudioModel, optimizer: torch.optim.
                      state: dict[str, Any]) -> Path:
     """Atomically write ``checkpoints/step_<step>`` (temporary folder, then rename)."""
     final = out / "checkpoints" / f"step_{step:06d}"
-    tmp = out / "checkpoints" / f".tmp_step_{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_checkpoint(_plain(model), tmp, extra={"step": step, "train": state["train_json"]})
-    save_trainer_state(tmp, optimizer, {k: v for k, v in state.items() if k != "train_json"})
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    with atomic_folder(final, replace=True) as tmp:
+        save_checkpoint(_plain(model), tmp, extra={"step": step, "train": state["train_json"]})
+        save_trainer_state(tmp, optimizer, {k: v for k, v in state.items() if k != "train_json"})
     return final
 
 
@@ -181,8 +185,6 @@ def _plain(model: Any) -> MaskedAudioModel:
 # ---------------------------------------------------------------------------------------------------- initialisation
 def estimate_mel_stats(config: TrainConfig, sampler: SegmentSampler) -> tuple[float, float]:
     """Mean and std of the log-mel values over up to 64 segments (a fixed, seeded sample)."""
-    from brainlike.pretrain.mae import LogMel
-
     n = min(64, sampler.n_segments)
     picks = np.random.default_rng([config.seed, 7]).choice(sampler.n_segments, n, replace=False)
     frontend = LogMel(replace(config.model, mel_mean=0.0, mel_std=1.0))
@@ -291,8 +293,7 @@ def _loop(config: TrainConfig, out: Path, model: MaskedAudioModel, step_fn: Any,
     n_tokens = config.tokens_per_clip
     pending: list[tuple[int, torch.Tensor, float]] = []
     clock, elapsed0 = time.perf_counter(), float(state["elapsed_s"])
-    bar = bars.task(f"pretraining to step {config.steps}", total=config.steps - start) if progress else \
-        contextlib.nullcontext(lambda n=1: None)
+    bar = bars.task(f"pretraining to step {config.steps}", total=config.steps - start, show=progress)
     _write_loss(out, rows, mode="w")
     prefetch = Prefetcher(sampler, config.batch_size, pin=use_cuda)
     with bar as advance, contextlib.closing(prefetch):
@@ -372,12 +373,11 @@ def _write_loss(out: Path, rows: list[list], mode: str) -> None:
         with open(out / "loss.csv", "a", newline="") as handle:
             csv.writer(handle).writerows(rows)
         return
-    tmp = out / "loss.csv.tmp"
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(LOSS_HEADER)
-        writer.writerows(rows)
-    tmp.replace(out / "loss.csv")
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(LOSS_HEADER)
+    writer.writerows(rows)
+    atomic_write(out / "loss.csv", text.getvalue())
 
 
 def plot_loss(out: str | Path) -> Path:

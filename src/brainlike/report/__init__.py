@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainlike.integrity import atomic_write
 from brainlike.report.figures import ReportFigure, aggregates, all_figures, brain_downstream_table, per_target
 from brainlike.report.results import ReportData, ReportError, load_results
 from brainlike.report.stats import global_downstream, task_scores
@@ -55,7 +56,7 @@ def make_report(*results_dirs: str | os.PathLike, out: str | os.PathLike | None 
     Parameters
     ----------
     *results_dirs : path-like
-        Results folders (contracts.md section 2); several are merged (e.g. a score run and a downstream run).
+        Results folders (docs/contracts.md section 2); several are merged (e.g. a score run and a downstream run).
     out : path-like, optional
         Output folder; default ``<first results folder>/report``.
     title : str, optional
@@ -89,7 +90,7 @@ def make_report(*results_dirs: str | os.PathLike, out: str | os.PathLike | None 
                    "comparisons": comparison_view(tables.get("comparisons", pd.DataFrame()))},
                   results.provenance_files, [str(f) for f in results.folders])
     html = out_dir / "report.html"
-    _atomic_write(html, page.encode("utf-8"))
+    atomic_write(html, page.encode("utf-8"))
     return Report(html, figure_files, table_files, [f.slug for f, _ in figures])
 
 
@@ -178,7 +179,7 @@ def _write_table(frame: pd.DataFrame, stem: Path) -> list[Path]:
     csv, parquet = stem.with_suffix(".csv"), stem.with_suffix(".parquet")
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
-    _atomic_write(csv, buffer.getvalue().encode("utf-8"))
+    atomic_write(csv, buffer.getvalue().encode("utf-8"))
     plain = frame.copy()
     for column in plain.columns[plain.dtypes == object]:  # mixed-type columns: text, keeping missing values
         plain[column] = [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in plain[column]]
@@ -198,12 +199,7 @@ def _save_figure(figure: ReportFigure, folder: Path) -> tuple[bytes, list[Path]]
         figure.figure.savefig(png, format="png", dpi=130, metadata={"Software": None})
     for suffix, data in ((".svg", svg.getvalue()), (".png", png.getvalue())):
         path = folder / f"{figure.slug}{suffix}"
-        _atomic_write(path, data)
+        atomic_write(path, data)
         files.append(path)
     return svg.getvalue(), files
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

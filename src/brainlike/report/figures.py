@@ -17,6 +17,10 @@ from matplotlib.figure import Figure
 from brainlike.report.results import ReportData as Results
 from brainlike.report.stats import bootstrap_median_ci, correlation, global_downstream
 
+__all__ = ["PER_LAYER", "MAX_HEATMAP_TARGETS", "CONTROL", "COLOURS", "ReportFigure", "all_figures", "panel_label",
+           "aggregates", "per_target", "is_control", "ranking_figures", "layer_profiles", "SELECTION", "layer_figures",
+           "heatmap_figures", "brain_downstream_table", "downstream_figures", "checkpoint_figures"]
+
 PER_LAYER = ("layer", "per-layer", "fixed")
 """``selection`` values that mark a record as the score of one fixed layer (a point of a layer profile)."""
 

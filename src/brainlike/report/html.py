@@ -12,6 +12,8 @@ import pandas as pd
 
 from brainlike import __version__
 
+__all__ = ["SECTIONS", "CSS", "render", "table_html", "KEY_FACTS"]
+
 SECTIONS = {
     "ranking": "Model ranking",
     "layers": "Layer profiles",

@@ -11,6 +11,8 @@ import pandas as pd
 
 from brainlike.results import COMPARISONS, DOWNSTREAM, Results, ResultsError
 
+__all__ = ["ReportError", "ReportData", "load_results"]
+
 ReportError = ResultsError
 """A results folder that the report cannot read (the error :meth:`Results.load` raises)."""
 

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+__all__ = ["bootstrap_median_ci", "correlation", "task_scores", "global_downstream"]
+
 
 def bootstrap_median_ci(values: np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
                         seed: int = 0) -> tuple[float, float]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Iterable, Sequence
 
+__all__ = ["print_rows", "print_records"]
+
 
 def _fmt(value) -> str:
     if value is None:

@@ -15,8 +15,7 @@ subject and draw, the median over targets; the mean over draws; the mean over su
 from __future__ import annotations
 
 import difflib
-import importlib
-import pkgutil
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -25,6 +24,7 @@ import xarray as xr
 
 from brainlike.align import aggregate as agg
 from brainlike.errors import UnknownNameError
+from brainlike.plugins import import_submodules
 
 __all__ = ["Protocol", "RegressionInputs", "TargetScores", "get_protocol", "list_protocols", "register_protocol",
            "regression_records", "PROTOCOLS"]
@@ -148,22 +148,15 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {}
 """Registered protocols by name (filled by the plugin modules of this package)."""
 
-_loaded = False
-
-
 def register_protocol(protocol: Protocol) -> Protocol:
     """Add a protocol to the registry (a plugin module calls this at import)."""
     PROTOCOLS[protocol.name] = protocol
     return protocol
 
 
+@functools.cache
 def _load_plugins() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
-        importlib.import_module(f"{__name__}.{module}")
+    import_submodules(__name__, skip=lambda name: name.rsplit(".", 1)[-1].startswith("_"))
 
 
 def list_protocols() -> list[Protocol]:
@@ -190,7 +183,7 @@ def get_protocol(name: str) -> Protocol:
 
 def regression_records(result: TargetScores, *, model: str, dataset, layers: list[str], protocol: str,
                        selection: str) -> list[dict[str, Any]]:
-    """Records of a regression result: per target, aggregate, per subject, per ROI (docs/contracts.md 1 and 7).
+    """Records of a regression result: per target, aggregate, per subject, per ROI (docs/contracts.md sections 1 and 7).
 
     Parameters
     ----------

@@ -16,6 +16,8 @@ from brainlike.align import aggregate as agg
 from brainlike.align.pepino2025 import ALPHA_LIMITS, ALPHAS, RegressionResult, run_pepino2025
 from brainlike.align.protocols import Protocol, RegressionInputs, TargetScores, register_protocol
 
+__all__ = ["parameters", "run", "PROTOCOL"]
+
 
 def parameters(options: dict[str, Any] | None = None) -> dict[str, Any]:
     options = options or {}

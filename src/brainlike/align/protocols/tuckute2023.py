@@ -12,6 +12,8 @@ from brainlike.align.protocols import Protocol, RegressionInputs, TargetScores, 
 from brainlike.align.tuckute2023 import parameters as engine_parameters
 from brainlike.align.tuckute2023 import run_tuckute2023
 
+__all__ = ["parameters", "run", "PROTOCOL"]
+
 
 def parameters(options: dict[str, Any] | None = None) -> dict[str, Any]:
     return engine_parameters()

@@ -9,7 +9,6 @@ A spec argument may be a file, a folder, or a model-hub id (``owner/name``) foun
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -17,6 +16,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from brainlike.errors import ChecksumError, ModelError
+from brainlike.integrity import sha256_file, verify_file
+
+__all__ = ["MAX_LISTED", "Checkpoint", "hub_cache_dirs", "find_in_hub_cache", "resolve_checkpoint",
+           "check_publisher_hash", "read_checkpoint", "state_dict_from", "strip_prefix", "load_strict",
+           "parameter_count"]
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.[a-z]+$")
 _TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
@@ -41,15 +45,6 @@ class Checkpoint:
     path: Path
     sha256: str
     content: Any
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 (hex) of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def hub_cache_dirs() -> list[Path]:
@@ -134,9 +129,7 @@ def read_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> 
     import torch
 
     path = Path(path).resolve()
-    digest = sha256_file(path)
-    if expected_sha256 is not None and digest != expected_sha256.lower():
-        raise ChecksumError(f"checkpoint {path.name}: sha256 {digest} != expected {expected_sha256}")
+    digest = sha256_file(path) if expected_sha256 is None else verify_file(path, expected_sha256)
     check_publisher_hash(path, digest)
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError

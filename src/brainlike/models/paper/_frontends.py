@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from brainlike.models.mel import htk_mel_filterbank, hz_to_mel_natural as _kaldi_mel
+
+__all__ = ["FLOAT32_EPS", "kaldi_mel_banks", "kaldi_fbank", "htk_mel_filters", "stft_mel", "power_to_db"]
+
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
-
-
-def _kaldi_mel(freq: np.ndarray) -> np.ndarray:
-    return 1127.0 * np.log(1.0 + freq / 700.0)
 
 
 @lru_cache(maxsize=16)
@@ -96,15 +96,12 @@ def kaldi_fbank(waveforms: Any, *, sample_rate: int, num_mel_bins: int, frame_le
 
 @lru_cache(maxsize=16)
 def htk_mel_filters(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> np.ndarray:
-    """``torchaudio.functional.melscale_fbanks`` with ``norm=None, mel_scale="htk"``: shape (n_freqs, n_mels)."""
-    all_freqs = np.linspace(0, sample_rate // 2, n_freqs)
-    m_pts = np.linspace(2595.0 * np.log10(1.0 + f_min / 700.0), 2595.0 * np.log10(1.0 + f_max / 700.0), n_mels + 2)
-    f_pts = 700.0 * (10.0 ** (m_pts / 2595.0) - 1.0)
-    f_diff = f_pts[1:] - f_pts[:-1]
-    slopes = f_pts[None, :] - all_freqs[:, None]
-    down = -slopes[:, :-2] / f_diff[:-1]
-    up = slopes[:, 2:] / f_diff[1:]
-    return np.maximum(0.0, np.minimum(down, up))
+    """``torchaudio.functional.melscale_fbanks`` with ``norm=None, mel_scale="htk"``: shape (n_freqs, n_mels).
+
+    (:func:`brainlike.models.mel.htk_mel_filterbank` transposed; torchaudio's grid ends at ``sample_rate // 2``,
+    the same for the even rates used here.)
+    """
+    return htk_mel_filterbank(sample_rate, 2 * (n_freqs - 1), n_mels, f_min, f_max).T
 
 
 def stft_mel(waveforms: Any, *, sample_rate: int, n_fft: int, hop: int, win: int, n_mels: int, f_min: float,

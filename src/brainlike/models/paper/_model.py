@@ -8,6 +8,8 @@ import numpy as np
 
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
 
+__all__ = ["PaperModel", "build_random", "stepped_layers", "family_loader", "register_sizes"]
+
 
 class PaperModel(TorchAudioModel):
     """A :class:`TorchAudioModel` around one of the paper's architectures.
@@ -79,3 +81,43 @@ def build_random(factory: Callable[[], Any]) -> tuple[Any, str]:
     """Build a module with the fixed random-twin seed; return it with its ``weights_id`` (``random:<seed>``)."""
     seed_everything_for_init(RANDOM_SEED)
     return factory(), f"random:{RANDOM_SEED}"
+
+
+def stepped_layers(last: int, step: int, *, with_input: bool = False) -> list[str]:
+    """Layer names of a paper's layer map: ``layer0`` (the input embedding, ``with_input``), then every ``step``-th
+    block output, always ending with ``layer{last}``."""
+    indices = ([0] if with_input else []) + list(range(step, last + 1, step))
+    if indices[-1] != last:
+        indices.append(last)
+    return [f"layer{i}" for i in indices]
+
+
+def family_loader(family: str, build_twin: Callable[[str], PaperModel],
+                  load_checkpoint: Callable[[str], tuple[Any, str, dict[str, Any]]],
+                  wrap: Callable[[Any, str, str, dict[str, Any]], PaperModel]) -> Callable[[str | None, bool], PaperModel]:
+    """The ``load(argument, random)`` of a ``FAMILY:<checkpoint>`` family: the random twin ``build_twin(name)`` for
+    ``FAMILY@random``, else ``wrap(*load_checkpoint(argument))`` named ``FAMILY:<argument>``."""
+    def load(argument: str | None, random: bool) -> PaperModel:
+        if random or argument is None:
+            return build_twin(f"{family}@random")
+        module, sha, provenance = load_checkpoint(argument)
+        return wrap(module, sha, f"{family}:{argument}", provenance)
+
+    return load
+
+
+def register_sizes(family: str, label: str, sizes: Mapping[str, Any], build_size: Callable[[str, bool, str], PaperModel],
+                   sample_rate: int) -> None:
+    """Register ``FAMILY-SIZE`` for every size: architectures without bundled weights (``@random`` twins; weights
+    load as ``FAMILY:<checkpoint>``). ``build_size(size, random, name)`` builds one."""
+    from brainlike.models.registry import ModelEntry, register_model
+
+    for size, cfg in sizes.items():
+        register_model(ModelEntry(
+            name=f"{family}-{size}",
+            build=(lambda random, s=size: build_size(s, random, f"{family}-{s}")),
+            family=family,
+            description=f"{label} {size} architecture (use @random; weights via {family}:<checkpoint>)",
+            available=lambda: f"weights are not bundled: load a checkpoint with {family}:<path or hub id>",
+            metadata={"sample_rate": sample_rate, "layers": cfg.layer_names()},
+        ))

@@ -22,8 +22,12 @@ from typing import Any
 import numpy as np
 
 from brainlike.models.paper._checkpoint import load_strict, read_checkpoint, resolve_checkpoint, state_dict_from
-from brainlike.models.paper._model import PaperModel, build_random
+from brainlike.models.paper._model import PaperModel, build_random, family_loader
 from brainlike.models.registry import FamilyEntry, register_family
+
+__all__ = ["SAMPLE_RATE", "FAMILY", "ADAPTER_VERSION", "WINDOW", "HOP", "N_FFT", "N_MELS", "EXAMPLE_FRAMES",
+           "LOG_OFFSET", "CHECKPOINT_NAMES", "LAYERS", "mel_matrix", "log_mel_examples", "build_vggish",
+           "load_checkpoint", "layer_samples"]
 
 SAMPLE_RATE = 16000
 FAMILY = "vggish"
@@ -43,8 +47,7 @@ _EMBEDDING_TAPS = {1: "fc1_1", 3: "fc1_2", 5: "fc2"}
 @lru_cache(maxsize=1)
 def mel_matrix() -> np.ndarray:
     """VGGish mel weights (257 FFT bins, 64 bands): HTK-mel triangles between 125 and 7500 Hz, DC row zeroed."""
-    def to_mel(hz: np.ndarray) -> np.ndarray:
-        return 1127.0 * np.log(1.0 + hz / 700.0)
+    from brainlike.models.mel import hz_to_mel_natural as to_mel
 
     bins_mel = to_mel(np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1))[:, None]
     edges = np.linspace(to_mel(np.float64(125.0)), to_mel(np.float64(7500.0)), N_MELS + 2)
@@ -71,41 +74,7 @@ def log_mel_examples(waveforms: Any) -> Any:
 
 
 def _modules() -> dict[str, Any]:
-    import torch
-    from torch import nn
-
-    class VGGish(nn.Module):
-        """VGGish with the parameter names of torchvggish (``features.*``, ``embeddings.*``)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            layers: list[nn.Module] = []
-            channels = 1
-            for v in [64, "M", 128, "M", 256, 256, "M", 512, 512, "M"]:
-                if v == "M":
-                    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-                else:
-                    layers += [nn.Conv2d(channels, v, kernel_size=3, padding=1), nn.ReLU()]
-                    channels = v
-            self.features = nn.Sequential(*layers)
-            self.embeddings = nn.Sequential(nn.Linear(512 * 4 * 6, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(),
-                                            nn.Linear(4096, 128), nn.ReLU())
-
-        def layer_outputs(self, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
-            examples = log_mel_examples(waveforms)  # (B, E, 96, 64)
-            b, e = examples.shape[:2]
-            x = examples.reshape(b * e, 1, EXAMPLE_FRAMES, N_MELS)
-            out: dict[str, torch.Tensor] = {}
-            for i, module in enumerate(self.features):
-                x = module(x)
-                if i in _FEATURE_TAPS:  # (B*E, C, T, F) -> (B, E*T, F*C), channels last as TF
-                    out[_FEATURE_TAPS[i]] = x.permute(0, 2, 3, 1).reshape(b, e * x.shape[2], -1)
-            x = x.permute(0, 2, 3, 1).reshape(b * e, -1)
-            for i, module in enumerate(self.embeddings):
-                x = module(x)
-                if i in _EMBEDDING_TAPS:
-                    out[_EMBEDDING_TAPS[i]] = x.reshape(b, e, -1)
-            return out
+    from brainlike.models.nets.vggish import VGGish
 
     return {"VGGish": VGGish}
 
@@ -152,13 +121,10 @@ def layer_samples(layer: str, n_frames: int, n_samples: int) -> np.ndarray:
     return (starts[:, None] + within[None, :]).ravel()[:n_frames]
 
 
-def _load_family(argument: str | None, random: bool) -> PaperModel:
-    if random or argument is None:
-        module, weights_id = build_random(build_vggish)
-        return _wrap(module, weights_id, f"{FAMILY}@random", {})
-    module, sha, provenance = load_checkpoint(argument)
-    return _wrap(module, sha, f"{FAMILY}:{argument}", provenance)
+def _build_twin(name: str) -> PaperModel:
+    module, weights_id = build_random(build_vggish)
+    return _wrap(module, weights_id, name, {})
 
 
-register_family(FamilyEntry(prefix=FAMILY, load=_load_family,
+register_family(FamilyEntry(prefix=FAMILY, load=family_loader(FAMILY, _build_twin, load_checkpoint, _wrap),
                             description="VGGish (torchvggish port) from vggish-10086976.pth; vggish@random"))

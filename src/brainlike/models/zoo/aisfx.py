@@ -24,8 +24,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import FrameGrid, TorchAudioModel
-from brainlike.models.zoo import init_module, register_zoo_model
+from brainlike.models.base import FrameGrid
+from brainlike.models.zoo import ZooTorchModel, register_zoo_model
+
+__all__ = ["NAME", "SAMPLE_RATE", "N_FFT", "HOP", "N_MELS", "SPEC_MAX", "BLOCK", "BLOCK_HOP", "CHECKPOINT_SHA256",
+           "CHANNELS", "LAYERS", "mel_filters", "spectrogram", "blocks", "load_checkpoint", "AisfxModel"]
 
 NAME = "aisfx"
 SAMPLE_RATE = 44100
@@ -78,39 +81,7 @@ def blocks(spec: Any) -> Any:
 
 def _build_network() -> Any:
     """The aiSFX embedding CNN as an ``nn.Module`` (names match the checkpoint's ``embedding_net.*``)."""
-    import torch
-    from torch import nn
-
-    class ConvBlock(nn.Module):
-        def __init__(self, cin: int, cout: int) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.bn2 = nn.BatchNorm2d(cout)
-
-    class EmbeddingNet(nn.Module):
-        """(n, 100, 96) spectrogram blocks -> {layer: (n, C, T, F) maps, "embedding": (n, 512)}."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            cins = [1] + CHANNELS[:-1]
-            for b, (cin, cout) in enumerate(zip(cins, CHANNELS), start=1):
-                setattr(self, f"conv_block{b}", ConvBlock(cin, cout))
-
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            x = x[:, None]
-            out: dict[str, torch.Tensor] = {}
-            for b in range(1, 5):
-                block = getattr(self, f"conv_block{b}")
-                x = torch.relu(block.bn1(block.conv1(x)))
-                out[f"block{b}.conv1"] = x
-                x = torch.relu(block.bn2(block.conv2(x)))
-                out[f"block{b}.conv2"] = x
-                if b < 4:
-                    x = nn.functional.max_pool2d(x, 2)
-            out["embedding"] = x.mean(dim=3).amax(dim=2)
-            return out
+    from brainlike.models.nets.aisfx import EmbeddingNet
 
     return EmbeddingNet()
 
@@ -119,7 +90,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """State dict of the embedding network from ``checkpoint.pth`` (pinned sha256, restricted unpickling)."""
     import torch
 
-    from brainlike.models.zoo.store import verify_file
+    from brainlike.integrity import verify_file
 
     try:  # numpy >= 2
         from numpy._core.multiarray import scalar
@@ -134,16 +105,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-class AisfxModel(TorchAudioModel):
-    """aiSFX embedding CNN as a brainlike model at 44.1 kHz.
-
-    Parameters
-    ----------
-    weights : path, optional
-        ``checkpoint.pth``; None builds the random-init twin (seed 0).
-    weights_id : str, optional
-        sha256 of ``weights`` (defaults to the pinned value, which loading verifies).
-    """
+class AisfxModel(ZooTorchModel, zoo_name=NAME, build=_build_network, load=load_checkpoint,
+                 pinned_sha256=CHECKPOINT_SHA256):
+    """aiSFX embedding CNN as a brainlike model at 44.1 kHz; weights ``checkpoint.pth`` (pinned, verified on load)."""
 
     sample_rate = SAMPLE_RATE
     layers = list(LAYERS)
@@ -154,9 +118,6 @@ class AisfxModel(TorchAudioModel):
     causal = False
     frame_edge_s = 1.5  # 2.32 s blocks every 1.16 s
     # Peak normalisation needs no override for frames: silence does not change a clip's peak.
-
-    def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        init_module(self, NAME, _build_network, weights, weights_id, load_checkpoint, lambda: CHECKPOINT_SHA256)
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         chunks = blocks(spectrogram(waveforms))

@@ -23,9 +23,11 @@ import numpy as np
 
 from brainlike.errors import ModelError
 from brainlike.models.base import RANDOM_SEED, AudioModel
-from brainlike.models.registry import ModelEntry, register_model
-from brainlike.models.zoo import store
+from brainlike.models.zoo import register_zoo_entry, store
 from brainlike.models.zoo.onnx_tools import consumers, glorot_uniform, initializer, replace_initializers, tapped_session
+
+__all__ = ["SAMPLE_RATE", "WINDOW", "FRAMES_PER_WINDOW", "OVERLAP_FRAMES", "PREPEND", "HOP", "INPUT", "NOTE_OUTPUT",
+           "TAPS", "windows", "unwrap", "randomised_graph", "BasicPitchModel", "CQT_HOP"]
 
 SAMPLE_RATE = 22050
 WINDOW = 43844  # 2 s * 22050 - 256
@@ -147,20 +149,7 @@ class BasicPitchModel(AudioModel):
         return ((k // kept) * HOP + (k % kept) * CQT_HOP) / float(self.sample_rate)
 
 
-def _available() -> str | None:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return "needs onnx and onnxruntime: pip install 'brainlike[zoo]'"
-    return store.available_reason("basic-pitch")
-
-
-register_model(ModelEntry(
-    name="basic-pitch",
-    build=lambda random: BasicPitchModel(random),
-    family="zoo",
-    description="Basic Pitch transcription CNN (Spotify; CQT + harmonic stacking), ONNX; twin needs the file",
-    available=_available,
-    metadata={"licence": store.item("basic-pitch").licence, "source": "basic-pitch 0.4.0 nmp.onnx"},
-))
+register_zoo_entry("basic-pitch", BasicPitchModel,
+                   "Basic Pitch transcription CNN (Spotify; CQT + harmonic stacking), ONNX; twin needs the file",
+                   {"licence": store.item("basic-pitch").licence, "source": "basic-pitch 0.4.0 nmp.onnx"},
+                   needs=("onnx", "onnxruntime"))

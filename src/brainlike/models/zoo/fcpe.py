@@ -20,8 +20,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import FrameGrid, TorchAudioModel
-from brainlike.models.zoo import init_module, register_zoo_model
+from brainlike.models.base import FrameGrid
+from brainlike.models.zoo import ZooTorchModel, register_zoo_model
+
+__all__ = ["NAME", "SAMPLE_RATE", "N_FFT", "HOP", "N_MELS", "HIDDEN", "N_LAYERS", "N_BINS", "F0_MIN", "F0_MAX",
+           "THRESHOLD", "LAYERS", "mel_filters", "log_mel", "cent_table", "salience_to_hz", "load_state", "FcpeModel"]
 
 NAME = "fcpe"
 SAMPLE_RATE = 16000
@@ -39,7 +42,7 @@ LAYERS = ["input_stack"] + [f"encoder{i}" for i in range(N_LAYERS)] + ["output"]
 @lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
     """128 Slaney mel filters (Slaney norm, 0-8 kHz) on the 1024-point rfft grid: (128, 513)."""
-    from brainlike.models.zoo.whisper import mel_filters as slaney_filters
+    from brainlike.models.mel import slaney_mel_filterbank as slaney_filters
 
     return slaney_filters(SAMPLE_RATE, N_FFT, N_MELS)
 
@@ -84,57 +87,7 @@ def salience_to_hz(salience: np.ndarray, threshold: float = THRESHOLD) -> np.nda
 
 def _build_network() -> Any:
     """CFNaiveMelPE (conv only) as an ``nn.Module``; names match the checkpoint's ``model`` dict."""
-    import torch
-    from torch import nn
-
-    class ConformerConv(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            inner = 2 * HIDDEN
-            # indices 0, 2, 4, 6 carry weights in the checkpoint (Sequential with Transpose/GLU/SiLU between)
-            self.net = nn.ModuleDict({
-                "0": nn.LayerNorm(HIDDEN),
-                "2": nn.Conv1d(HIDDEN, 2 * inner, 1),
-                "4": nn.ModuleDict({"conv": nn.Conv1d(inner, inner, 31, padding=15, groups=inner)}),
-                "6": nn.Conv1d(inner, HIDDEN, 1),
-            })
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            h = self.net["0"](x).transpose(1, 2)
-            h = nn.functional.glu(self.net["2"](h), dim=1)
-            h = nn.functional.silu(self.net["4"]["conv"](h))
-            return self.net["6"](h).transpose(1, 2)
-
-    class EncoderLayer(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conformer = ConformerConv()
-
-    class FCPE(nn.Module):
-        """(batch, frames, 128) log-mel -> {layer: (batch, frames, features)}."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.input_stack = nn.ModuleDict({
-                "0": nn.Conv1d(N_MELS, HIDDEN, 3, 1, 1),
-                "1": nn.GroupNorm(4, HIDDEN),
-                "3": nn.Conv1d(HIDDEN, HIDDEN, 3, 1, 1),
-            })
-            self.net = nn.Module()
-            self.net.encoder_layers = nn.ModuleList([EncoderLayer() for _ in range(N_LAYERS)])
-            self.norm = nn.LayerNorm(HIDDEN)
-            self.output_proj = nn.Linear(HIDDEN, N_BINS)
-
-        def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
-            stack = self.input_stack
-            h = nn.functional.leaky_relu(stack["1"](stack["0"](mel.transpose(1, 2))), 0.01)
-            x = stack["3"](h).transpose(1, 2)
-            out = {"input_stack": x}
-            for i, layer in enumerate(self.net.encoder_layers):
-                x = x + layer.conformer(x)
-                out[f"encoder{i}"] = x
-            out["output"] = torch.sigmoid(self.output_proj(self.norm(x)))
-            return out
+    from brainlike.models.nets.fcpe import FCPE
 
     return FCPE()
 
@@ -156,16 +109,8 @@ def load_state(path: Path) -> dict[str, Any]:
     return state
 
 
-class FcpeModel(TorchAudioModel):
-    """TorchFCPE as a brainlike model (16 kHz, 10 ms frames).
-
-    Parameters
-    ----------
-    weights : path, optional
-        ``fcpe_c_v001.pt``; None builds the random-init twin (seed 0).
-    weights_id : str, optional
-        sha256 of ``weights`` (computed when not given).
-    """
+class FcpeModel(ZooTorchModel, zoo_name=NAME, build=_build_network, load=load_state):
+    """TorchFCPE as a brainlike model (16 kHz, 10 ms frames); weights ``fcpe_c_v001.pt``."""
 
     sample_rate = SAMPLE_RATE
     layers = list(LAYERS)
@@ -173,11 +118,6 @@ class FcpeModel(TorchAudioModel):
     preprocessing = {"mel": "slaney128-log", "n_fft": N_FFT, "hop": HOP}
     causal = False  # depthwise convolutions of 31 frames centred on each frame
     batch_size = 8
-
-    def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
-
-        init_module(self, NAME, _build_network, weights, weights_id, load_state, lambda: sha256_file(weights))
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         return self.module(log_mel(waveforms))

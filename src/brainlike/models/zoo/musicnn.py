@@ -32,7 +32,10 @@ import numpy as np
 from brainlike.errors import ModelError
 from brainlike.models.base import FrameGrid, TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
-from brainlike.models.zoo.tempocnn import keras_same_pad
+
+__all__ = ["SAMPLE_RATE", "N_FFT", "HOP", "N_MELS", "PATCH", "BN_EPS", "MUSICNN_LAYERS", "VGG_LAYERS", "VGG_POOLS",
+           "MTT_LABELS", "MSD_LABELS", "CHECKPOINTS", "INDEX_SHA256", "labels", "mel_filters", "log_mel",
+           "state_from_checkpoint", "load_checkpoint", "MusicnnModel", "nn_pad_time"]
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -82,7 +85,7 @@ def labels(name: str) -> list[str]:
 @lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
     """96 Slaney mel filters (Slaney norm, 0-8 kHz) on the 512-point rfft grid at 16 kHz: (96, 257)."""
-    from brainlike.models.zoo.whisper import mel_filters as slaney_filters
+    from brainlike.models.mel import slaney_mel_filterbank as slaney_filters
 
     return slaney_filters(SAMPLE_RATE, N_FFT, N_MELS)
 
@@ -91,10 +94,9 @@ def log_mel(waveforms: Any) -> Any:
     """(batch, samples) at 16 kHz -> musicnn input (batch, 1 + samples // 256, 96): log10(10000 x + 1) of float16 x."""
     import torch
 
-    window = torch.hann_window(N_FFT, periodic=True, dtype=waveforms.dtype, device=waveforms.device)
-    spec = torch.stft(waveforms, N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True)
-    power = spec.real**2 + spec.imag**2
-    mel = torch.matmul(torch.as_tensor(mel_filters(), device=waveforms.device), power).transpose(1, 2)
+    from brainlike.models.mel import mel_power
+
+    mel = mel_power(waveforms, mel_filters(), N_FFT, HOP).transpose(1, 2)
     return torch.log10(10000 * mel.half().float() + 1)
 
 
@@ -115,85 +117,9 @@ def vgg_patch_grid(layer: str) -> tuple[FrameGrid, int]:
 
 def _build_network(architecture: str, n_classes: int = 50) -> Any:
     """The musicnn or VGG network; module names are the TensorFlow variable scopes of the checkpoint."""
-    import torch
-    from torch import nn
+    from brainlike.models.nets.musicnn import Network
 
-    class Network(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.tf = nn.ModuleDict()
-            getattr(self, f"_init_{architecture}")()
-
-        def _init_musicnn(self) -> None:
-            self.tf["batch_normalization"] = nn.BatchNorm2d(1, eps=BN_EPS)
-            front = [((7, 38), 204), ((7, 67), 204), ((128, 1), 51), ((64, 1), 51), ((32, 1), 51)]
-            for i, (kernel, filters) in enumerate(front):
-                self.tf[f"conv2d{'_' + str(i) if i else ''}"] = nn.Conv2d(1, filters, kernel)
-                self.tf[f"batch_normalization_{i + 1}"] = nn.BatchNorm2d(filters, eps=BN_EPS)
-            for i, width in enumerate((561, 64, 64)):
-                self.tf[f"conv2d_{5 + i}"] = nn.Conv2d(1, 64, (7, width))
-                self.tf[f"batch_normalization_{6 + i}"] = nn.BatchNorm2d(64, eps=BN_EPS)
-            self.tf["batch_normalization_9"] = nn.BatchNorm1d(1506, eps=BN_EPS)
-            self.tf["dense"] = nn.Linear(1506, 200)
-            self.tf["batch_normalization_10"] = nn.BatchNorm1d(200, eps=BN_EPS)
-            self.tf["dense_1"] = nn.Linear(200, n_classes)
-
-        def _init_vgg(self) -> None:
-            self.tf["batch_normalization"] = nn.BatchNorm2d(1, eps=BN_EPS)
-            for i in range(1, 6):
-                self.tf[f"{i}CNN"] = nn.Conv2d(1 if i == 1 else 128, 128, (3, 3))
-                self.tf[f"batch_normalization_{i}"] = nn.BatchNorm2d(128, eps=BN_EPS)
-            self.tf["dense"] = nn.Linear(256, n_classes)
-
-        def block(self, conv: str, bn: str, x: torch.Tensor, time_pad: int | None) -> torch.Tensor:
-            """conv (time padding: ``time_pad`` zeros each side, or Keras "same" if None) -> ReLU -> batch norm."""
-            layer = self.tf[conv]
-            if time_pad is None:
-                x = keras_same_pad(x, layer.kernel_size)
-            else:
-                x = nn.functional.pad(x, (0, 0, time_pad, time_pad))
-            return self.tf[bn](torch.relu(layer(x)))
-
-        def _forward_musicnn(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            """(n, time, 96) -> layers; frame layers (n, time, F), clip layers (n, F)."""
-            x = self.tf["batch_normalization"](x[:, None])
-            front = []
-            for i in range(5):
-                suffix = "_" + str(i) if i else ""
-                y = self.block(f"conv2d{suffix}", f"batch_normalization_{i + 1}", x, 3 if i < 2 else None)
-                front.append(y.amax(dim=3).transpose(1, 2))  # max over frequency -> (n, time, filters)
-            out = {"timbral": torch.cat(front[:2], dim=2), "temporal": torch.cat(front[2:], dim=2)}
-            features = torch.cat(front, dim=2)  # (n, time, 561)
-            mid, h = [features], features
-            for i in range(3):
-                y = self.block(f"conv2d_{5 + i}", f"batch_normalization_{6 + i}", h[:, None], 3)  # (n, 64, time, 1)
-                y = y[..., 0].transpose(1, 2)
-                h = y if i == 0 else y + h
-                out[f"cnn{i + 1}"] = h
-                mid.append(h)
-            stacked = torch.cat(mid, dim=2)  # (n, time, 753)
-            out["max_pool"], out["mean_pool"] = stacked.amax(dim=1), stacked.mean(dim=1)
-            pooled = torch.stack([out["max_pool"], out["mean_pool"]], dim=2).flatten(1)  # TF order: max, mean per unit
-            dense = torch.relu(self.tf["dense"](self.tf["batch_normalization_9"](pooled)))
-            out["penultimate"] = self.tf["batch_normalization_10"](dense)
-            out["taggram"] = torch.sigmoid(self.tf["dense_1"](out["penultimate"]))
-            return out
-
-        def _forward_vgg(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            """(n, 187, 96) patches -> pool1-pool5 (n, C, time, freq) and taggram (n, 50)."""
-            x = self.tf["batch_normalization"](x[:, None])
-            out = {}
-            for i, (pool, stride) in enumerate(VGG_POOLS, start=1):
-                x = self.block(f"{i}CNN", f"batch_normalization_{i}", x, None)
-                x = out[f"pool{i}"] = nn.functional.max_pool2d(x, pool, stride)
-            flat = x.permute(0, 2, 3, 1).flatten(1)  # TF flattens (time, freq, channels)
-            out["taggram"] = torch.sigmoid(self.tf["dense"](flat))
-            return out
-
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            return getattr(self, f"_forward_{architecture}")(x)
-
-    return Network()
+    return Network(architecture, n_classes)
 
 
 def state_from_checkpoint(module: Any, tensors: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -253,8 +179,6 @@ class MusicnnModel(TorchAudioModel):
     # forward_padded needs no override.
 
     def __init__(self, name: str, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
-
         self.architecture = CHECKPOINTS[name][1]
         self.layers = list(MUSICNN_LAYERS if self.architecture == "musicnn" else VGG_LAYERS)
         if self.architecture == "musicnn":
@@ -264,7 +188,7 @@ class MusicnnModel(TorchAudioModel):
         self.preprocessing = {"mel": "slaney96-power-float16-log10(10000x+1)", "n_fft": N_FFT, "hop": HOP,
                               "patch": None if self.architecture == "musicnn" else PATCH}
         init_module(self, name, lambda: _build_network(self.architecture), weights, weights_id,
-                    lambda path: load_checkpoint(self.module, name, path, weights_id), lambda: sha256_file(weights))
+                    lambda path: load_checkpoint(self.module, name, path, weights_id))
         frame = HOP / SAMPLE_RATE
         if self.architecture == "musicnn":
             self.hop_seconds = {layer: frame for layer in self.layers[:5]}

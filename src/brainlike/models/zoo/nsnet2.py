@@ -23,6 +23,9 @@ from brainlike.errors import ModelError
 from brainlike.models.base import FrameGrid, TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
 
+__all__ = ["NAME", "SAMPLE_RATE", "WIN", "HOP", "BINS", "HIDDEN", "LAYERS", "ONNX_NAMES", "GRU_NAMES", "log_power",
+           "onnx_gru_to_torch", "load_state", "NSNet2Model"]
+
 NAME = "nsnet2"
 SAMPLE_RATE = 16000
 WIN = 320
@@ -51,27 +54,7 @@ def log_power(waveforms: Any) -> Any:
 
 
 def _build_network() -> Any:
-    import torch
-    from torch import nn
-
-    class NSNet2(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc_in = nn.Linear(BINS, HIDDEN)
-            self.gru1 = nn.GRU(HIDDEN, HIDDEN, batch_first=True)
-            self.gru2 = nn.GRU(HIDDEN, HIDDEN, batch_first=True)
-            self.fc_out1 = nn.Linear(HIDDEN, 600)
-            self.fc_out2 = nn.Linear(600, 600)
-            self.fc_out3 = nn.Linear(600, BINS)
-
-        def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-            out = {"fc_in": torch.relu(self.fc_in(features))}
-            out["gru1"] = self.gru1(out["fc_in"])[0]
-            out["gru2"] = self.gru2(out["gru1"])[0]
-            out["fc_out1"] = torch.relu(self.fc_out1(out["gru2"]))
-            out["fc_out2"] = torch.relu(self.fc_out2(out["fc_out1"]))
-            out["gain"] = torch.sigmoid(self.fc_out3(out["fc_out2"]))
-            return out
+    from brainlike.models.nets.nsnet2 import NSNet2
 
     return NSNet2()
 
@@ -125,9 +108,7 @@ class NSNet2Model(TorchAudioModel):
     # No per-sound normalisation (log power frame by frame): forward_padded needs no override.
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
-
-        init_module(self, NAME, _build_network, weights, weights_id, load_state, lambda: sha256_file(weights))
+        init_module(self, NAME, _build_network, weights, weights_id, load_state)
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         return self.module(log_power(waveforms))

@@ -8,6 +8,8 @@ import numpy as np
 
 from brainlike.errors import ModelError
 
+__all__ = ["tapped_session", "initializer", "replace_initializers", "consumers", "glorot_uniform"]
+
 
 def tapped_session(model: Any, taps: list[str]) -> Any:
     """An onnxruntime session on ``model`` with the tensors ``taps`` added as graph outputs.

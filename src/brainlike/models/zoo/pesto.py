@@ -29,8 +29,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
-from brainlike.models.zoo import register_zoo_model
+from brainlike.models.base import RANDOM_SEED, FrameGrid, seed_everything_for_init
+from brainlike.models.zoo import ZooTorchModel, register_zoo_model
+
+__all__ = ["NAME", "SAMPLE_RATE", "HOP", "BINS_PER_SEMITONE", "BINS_PER_OCTAVE", "N_BINS", "FMIN", "GAMMA", "CROP",
+           "N_BINS_IN", "CHANNELS", "KERNEL", "OUTPUT_DIM", "LEAKY_SLOPE", "CHECKPOINT_SHA256", "HCQT_PARAMS",
+           "LAYERS", "cqt_kernels", "log_power_cqt", "load_checkpoint", "midi_from_activations", "activations_to_hz",
+           "PestoModel"]
 
 NAME = "pesto"
 SAMPLE_RATE = 16000
@@ -102,39 +107,7 @@ def log_power_cqt(waveforms: Any) -> Any:
 
 def _build_network() -> Any:
     """PESTO's ``Resnet1d`` encoder as an ``nn.Module`` (names match ``encoder.*`` in the checkpoint)."""
-    import torch
-    from torch import nn
-
-    class Encoder(nn.Module):
-        """(n, 219) log-power CQT frames -> {layer: (n, features)}."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.layernorm = nn.LayerNorm([1, N_BINS_IN])
-            self.conv1 = nn.Sequential(nn.Conv1d(1, CHANNELS[0], KERNEL, padding=KERNEL // 2))
-            self.prefilt_layers = nn.ModuleList(
-                [nn.Sequential(nn.Conv1d(CHANNELS[0], CHANNELS[0], KERNEL, padding=KERNEL // 2)) for _ in range(2)]
-            )
-            pointwise = {}
-            for i, (cin, cout) in enumerate(zip(CHANNELS[:-1], CHANNELS[1:])):
-                pointwise[str(3 * i)] = nn.Conv1d(cin, cout, 1)
-            self.conv_layers = nn.ModuleDict(pointwise)
-            n_in = N_BINS_IN * CHANNELS[-1]
-            self.fc = nn.Conv1d(1, 1, n_in + OUTPUT_DIM - 1, padding=OUTPUT_DIM - 1, bias=False)
-
-        def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-            act = lambda t: nn.functional.leaky_relu(t, LEAKY_SLOPE)  # noqa: E731
-            x = act(self.conv1(self.layernorm(frames[:, None])))
-            out = {"conv1": x}
-            for i, layer in enumerate(self.prefilt_layers, start=1):
-                x = x + act(layer(x))
-                out[f"prefilt{i}"] = x
-            for i, conv in enumerate(self.conv_layers.values(), start=1):
-                x = act(conv(x))
-                out[f"pointwise{i}"] = x
-            logits = self.fc(x.flatten(1)[:, None])[:, 0]
-            out["output"] = torch.softmax(logits, dim=-1)
-            return {k: v.flatten(1) for k, v in out.items()}
+    from brainlike.models.nets.pesto import Encoder
 
     return Encoder()
 
@@ -154,7 +127,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], float]:
 
     import torch
 
-    from brainlike.models.zoo.store import verify_file
+    from brainlike.integrity import verify_file
 
     verify_file(path, CHECKPOINT_SHA256)
     allowed: list[Any] = [(type(name.rsplit(".", 1)[1], (_Placeholder,), {}), name) for name in _OMEGACONF_NAMES]
@@ -195,16 +168,9 @@ def activations_to_hz(activations: np.ndarray) -> np.ndarray:
     return 440.0 * 2.0 ** ((midi_from_activations(activations) - 69.0) / 12.0)
 
 
-class PestoModel(TorchAudioModel):
-    """PESTO (mir-1k_g7) as a brainlike model (16 kHz, 10 ms frames).
-
-    Parameters
-    ----------
-    weights : path, optional
-        ``mir-1k_g7.ckpt``; None builds the random-init twin (seed 0, no pitch shift).
-    weights_id : str, optional
-        sha256 of ``weights`` (defaults to the pinned value, which loading verifies).
-    """
+class PestoModel(ZooTorchModel, zoo_name=NAME, pinned_sha256=CHECKPOINT_SHA256):
+    """PESTO (mir-1k_g7) as a brainlike model (16 kHz, 10 ms frames); weights ``mir-1k_g7.ckpt`` (pinned, verified
+    on load; the checkpoint also gives the pitch shift, 0 for the twin)."""
 
     sample_rate = SAMPLE_RATE
     layers = list(LAYERS)

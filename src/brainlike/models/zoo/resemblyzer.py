@@ -21,8 +21,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import FrameGrid, TorchAudioModel
-from brainlike.models.zoo import init_module, register_zoo_model
+from brainlike.models.base import FrameGrid
+from brainlike.models.zoo import ZooTorchModel, register_zoo_model
+
+__all__ = ["NAME", "SAMPLE_RATE", "N_FFT", "HOP", "N_MELS", "HIDDEN", "TARGET_DBFS", "INT16_MAX", "PARTIAL_FRAMES",
+           "PARTIAL_RATE", "MIN_COVERAGE", "LAYERS", "mel_filters", "normalize_volume", "mel_spectrogram",
+           "partial_slices", "load_state", "ResemblyzerModel"]
 
 NAME = "resemblyzer"
 SAMPLE_RATE = 16000
@@ -41,7 +45,7 @@ LAYERS = ["lstm0", "lstm1", "lstm2", "embedding"]
 @lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
     """40 Slaney mel filters (Slaney norm, 0-8 kHz) on the 400-point rfft grid: (40, 201)."""
-    from brainlike.models.zoo.whisper import mel_filters as slaney_filters
+    from brainlike.models.mel import slaney_mel_filterbank as slaney_filters
 
     return slaney_filters(SAMPLE_RATE, N_FFT, N_MELS)
 
@@ -92,29 +96,7 @@ def _build_network() -> Any:
     Splitting the stack is exact (a stacked LSTM feeds each layer's hidden sequence to the next) and exposes every
     layer's hidden states; :func:`load_state` renames the checkpoint's ``lstm.*_l{k}`` to ``lstm{k}.*_l0``.
     """
-    import torch
-    from torch import nn
-
-    class SpeakerEncoder(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lstm0 = nn.LSTM(N_MELS, HIDDEN, batch_first=True)
-            self.lstm1 = nn.LSTM(HIDDEN, HIDDEN, batch_first=True)
-            self.lstm2 = nn.LSTM(HIDDEN, HIDDEN, batch_first=True)
-            self.linear = nn.Linear(HIDDEN, HIDDEN)
-
-        def forward(self, mels: torch.Tensor) -> list[torch.Tensor]:
-            """(batch, frames, 40) -> hidden-state sequences of the three layers, (batch, frames, 256) each."""
-            outputs, x = [], mels
-            for k in range(3):
-                x, _ = getattr(self, f"lstm{k}")(x)
-                outputs.append(x)
-            return outputs
-
-        def embed(self, mels: torch.Tensor) -> torch.Tensor:
-            """(batch, frames, 40) -> L2-normalised ReLU(Linear(last hidden state)), (batch, 256)."""
-            raw = torch.relu(self.linear(self(mels)[-1][:, -1]))
-            return raw / torch.linalg.vector_norm(raw, dim=1, keepdim=True).clamp_min(1e-12)
+    from brainlike.models.nets.resemblyzer import SpeakerEncoder
 
     return SpeakerEncoder()
 
@@ -136,16 +118,8 @@ def load_state(path: Path) -> dict[str, Any]:
     return state
 
 
-class ResemblyzerModel(TorchAudioModel):
-    """Resemblyzer's GE2E speaker encoder as a brainlike model (16 kHz).
-
-    Parameters
-    ----------
-    weights : path, optional
-        ``pretrained.pt``; None builds the random-init twin (seed 0).
-    weights_id : str, optional
-        sha256 of ``weights`` (computed when not given).
-    """
+class ResemblyzerModel(ZooTorchModel, zoo_name=NAME, build=_build_network, load=load_state):
+    """Resemblyzer's GE2E speaker encoder as a brainlike model (16 kHz); weights ``pretrained.pt``."""
 
     sample_rate = SAMPLE_RATE
     layers = list(LAYERS)
@@ -155,11 +129,6 @@ class ResemblyzerModel(TorchAudioModel):
     batch_size = 8
     causal = True  # forward LSTMs over centred 25 ms frames
     clip_level_layers = ("embedding",)
-
-    def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
-        from brainlike.models.zoo.store import sha256_file
-
-        init_module(self, NAME, _build_network, weights, weights_id, load_state, lambda: sha256_file(weights))
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         wav = normalize_volume(waveforms)

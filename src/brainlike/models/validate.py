@@ -29,6 +29,8 @@ import numpy as np
 from brainlike.errors import BrainlikeError
 from brainlike.models.base import AudioModel
 
+__all__ = ["MIN_RATE", "MAX_RATE", "Check", "ValidationReport", "synthetic_clips", "validate_model"]
+
 MIN_RATE, MAX_RATE = 1_000, 384_000
 
 

@@ -11,6 +11,10 @@ above it) and the aggregate scores (median over voxels per pseudo-subject and it
 subjects).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_tuckute2023.py --voxels 60 --subjects 2 --reps 3 --seed 0 [--device cuda]
+
+``--b2021-targets N`` also times the engine alone (torch float32 on ``--device``) on bench_ridge.py's B2021-sized
+problem (165 x N targets x 3 simulated repetitions, 13 layers x 768 random features) and the original's split-half
+draws (sequential, on the host) for it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def load_problem(voxels: int, subjects: int, reps: int, seed: int, model: str):
@@ -56,6 +61,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="melspec")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--b2021-targets", type=int, default=0)
     args = parser.parse_args()
 
     import tuckute_literal as literal
@@ -97,6 +103,24 @@ def main() -> None:
     print(f"aggregate: engine {score:.12f}, literal {score_ref:.12f}, |diff| {abs(score - score_ref):.2e}; "
           f"layers chosen equal {np.mean(result['layers'] == chosen):.1%}; torch float32 {score32:.9f} "
           f"(|diff| {abs(score32 - score):.1e})")
+    if args.b2021_targets:
+        time_b2021(args.b2021_targets, args.device)
+
+
+def time_b2021(n_targets: int, device: str) -> None:
+    from bench_ridge import make_problem
+
+    from brainlike.align.backend import TorchBackend
+    from brainlike.align.ridge import gram_matrix
+    from brainlike.align.tuckute2023 import run_tuckute2023, split_half_assignments
+
+    layers, responses, _ = make_problem(n_targets)
+    reps = responses[:, :, None] + np.random.default_rng(1).standard_normal(responses.shape + (3,))
+    grams = [gram_matrix(x) for x in layers]
+    elapsed, _ = timed(run_tuckute2023, grams, reps, TorchBackend(device, "float32"))
+    draws, _ = timed(split_half_assignments, len(layers), n_targets)
+    print(f"B2021-sized tuckute2023 ({n_targets} targets x 3 reps, {len(layers)} layers x 768): torch float32 "
+          f"{device} {elapsed:.1f} s, of which the original's split-half draws (host, sequential) {draws:.1f} s")
 
 
 if __name__ == "__main__":

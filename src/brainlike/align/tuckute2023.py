@@ -120,13 +120,20 @@ class LooSolver:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(s > low, low / s, 1.0)
 
-    def best_alphas(self, y_train, alphas: np.ndarray = ALPHAS) -> np.ndarray:
-        """Alpha per column of ``y_train`` with the smallest LOO mean squared error; the larger alpha on ties.
+    def loo_gaps(self, y_train, alphas: np.ndarray = ALPHAS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """LOO mean squared error minus the intercept-only one, per alpha group and column of ``y_train``.
 
-        The scan runs from the largest alpha down; an alpha replaces the current best only where its LOO error is
-        lower by more than ``TIE_TOLERANCE`` times the intercept-only LOO error of that column. Each alpha's error
-        is computed as its difference from the nearer limit of the alpha range (intercept-only or ridgeless)
-        whenever its factors are within 1/2 of that limit's, so that near-ties are resolved in float32 as well.
+        Returns
+        -------
+        alphas : ndarray (n_groups,)
+            The largest alpha of each group of equivalent alphas, in descending order.
+        gaps : ndarray (n_groups, t) float64
+        limit_mse : ndarray (t,)
+            LOO mean squared error of the intercept-only model (alpha -> infinity).
+
+        Each gap is computed as the difference from the nearer limit of the alpha range (intercept-only or
+        ridgeless) whenever the alpha's factors are within 1/2 of that limit's, so that near-ties are resolved in
+        float32 as well.
         """
         b = self.backend
         alphas = np.asarray(alphas, dtype=np.float64)
@@ -149,24 +156,33 @@ class LooSolver:
             small_res = small_num / small_den[:, None]
             offset = b.to_numpy(((small_res - limit) * (small_res + limit)).mean(0)).astype(np.float64)
             references["small"] = (small_num, small_den, small_res, offset)
-        best_gap, best = None, None
-        for a in _group_starts(g):
+        starts = _group_starts(g)
+        gaps = np.empty((len(starts), limit_mse.shape[0]))
+        for row, a in enumerate(starts):
             large, small = to_large[a].max(), (to_small[a].max() if "small" in references else np.inf)
             if min(large, small) <= 0.5:
                 name, step = ("large", -to_large[a]) if large <= small else ("small", to_small[a])
                 num, den, res, offset = references[name]
-                gap = _gap_from(num, den, res, b.asarray(step), mixing, squared, projected, b) + offset
+                gaps[row] = _gap_from(num, den, res, b.asarray(step), mixing, squared, projected, b) + offset
             else:
                 ga = b.asarray(g[a])
                 residual = (mixing @ (ga[:, None] * projected)) / (squared @ ga)[:, None]
-                gap = b.to_numpy((residual ** 2).mean(0)).astype(np.float64) - limit_mse
-            if best is None:
-                best_gap, best = gap, np.full(len(gap), a)
-            else:
-                better = gap < best_gap - TIE_TOLERANCE * limit_mse
-                best_gap = np.where(better, gap, best_gap)
-                best = np.where(better, a, best)
-        return descending[best]
+                gaps[row] = b.to_numpy((residual ** 2).mean(0)).astype(np.float64) - limit_mse
+        return descending[starts], gaps, limit_mse
+
+    def best_alphas(self, y_train, alphas: np.ndarray = ALPHAS) -> np.ndarray:
+        """Alpha per column of ``y_train`` with the smallest LOO mean squared error; the larger alpha on ties.
+
+        The scan runs from the largest alpha down; an alpha replaces the current best only where its LOO error is
+        lower by more than ``TIE_TOLERANCE`` times the intercept-only LOO error of that column.
+        """
+        candidates, gaps, limit_mse = self.loo_gaps(y_train, alphas)
+        best_gap, best = gaps[0], np.zeros(gaps.shape[1], dtype=int)
+        for row in range(1, len(gaps)):
+            better = gaps[row] < best_gap - TIE_TOLERANCE * limit_mse
+            best_gap = np.where(better, gaps[row], best_gap)
+            best = np.where(better, row, best)
+        return candidates[best]
 
 
 def _gap_from(num, den, res, step, mixing, squared, projected, backend) -> np.ndarray:

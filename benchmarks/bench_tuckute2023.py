@@ -14,7 +14,7 @@ subjects).
 
 ``--b2021-targets N`` also times the engine alone (torch float32 on ``--device``) on bench_ridge.py's B2021-sized
 problem (165 x N targets x 3 simulated repetitions, 13 layers x 768 random features) and the original's split-half
-draws (sequential, on the host) for it.
+draws (sequential, on the host) for it; ``--draws-only N`` times only those draws for N targets (no engine run).
 """
 
 from __future__ import annotations
@@ -62,7 +62,11 @@ def main() -> None:
     parser.add_argument("--model", default="melspec")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--b2021-targets", type=int, default=0)
+    parser.add_argument("--draws-only", type=int, default=0, metavar="N")
     args = parser.parse_args()
+    if args.draws_only:
+        time_draws(args.draws_only)
+        return
 
     import tuckute_literal as literal
 
@@ -121,6 +125,14 @@ def time_b2021(n_targets: int, device: str) -> None:
     draws, _ = timed(split_half_assignments, len(layers), n_targets)
     print(f"B2021-sized tuckute2023 ({n_targets} targets x 3 reps, {len(layers)} layers x 768): torch float32 "
           f"{device} {elapsed:.1f} s, of which the original's split-half draws (host, sequential) {draws:.1f} s")
+
+
+def time_draws(n_targets: int, n_layers: int = 13) -> None:
+    from brainlike.align.tuckute2023 import N_ITERATIONS, split_half_assignments
+
+    elapsed, _ = timed(split_half_assignments, n_layers, n_targets)
+    print(f"the original's split-half draws for {n_targets} targets x {n_layers} layers x {N_ITERATIONS} iterations "
+          f"({n_targets * n_layers * N_ITERATIONS:,} legacy shuffles, host, sequential): {elapsed:.1f} s")
 
 
 if __name__ == "__main__":

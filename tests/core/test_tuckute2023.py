@@ -100,6 +100,26 @@ def test_split_half_draws_and_ties_follow_the_original():
     assert not np.array_equal(assignments[0, 0], assignments[0, 1])  # layers do not share the draw
 
 
+def test_layer_ties_are_broken_as_the_original():
+    # np.random.seed(0), then one np.random.choice over the tied layers for EVERY target in row order (a single
+    # candidate draws too); half of the targets tie between layers 0, 2 and 3, the others have one best layer.
+    from brainlike.align.tuckute2023 import _argmax_random_ties
+
+    rng = np.random.default_rng(5)
+    medians = rng.uniform(0.0, 0.9, (4, 50))
+    medians[[0, 2, 3], ::2] = 1.0
+    state = np.random.get_state()
+    try:
+        np.random.seed(0)
+        expected = [np.random.choice(np.flatnonzero(column == column.max())) for column in medians.T]
+    finally:
+        np.random.set_state(state)
+    chosen = _argmax_random_ties(medians)
+    np.testing.assert_array_equal(chosen, expected)
+    assert np.all(chosen[1::2] == medians[:, 1::2].argmax(0))
+    assert set(chosen[::2]) == {0, 2, 3}  # not the first of the tied layers every time
+
+
 def _pole_voxels(rng, n=165, n_voxels=4):
     x = _features(rng)
     signal = x @ rng.standard_normal(10)

@@ -53,6 +53,13 @@ def timed(function, *args):
     return time.perf_counter() - start, out
 
 
+def timed_cpu(function, *args):
+    """Wall seconds, CPU seconds of this process (less sensitive to other jobs on a shared machine), result."""
+    start_cpu = time.process_time()
+    wall, out = timed(function, *args)
+    return wall, time.process_time() - start_cpu, out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voxels", type=int, default=60)
@@ -82,9 +89,9 @@ def main() -> None:
         return run_tuckute2023([gram_matrix(x) for x in layers], responses, backend)
 
     engine(NumpyBackend())  # warm-up (imports, BLAS)
-    t_engine, result = timed(engine, NumpyBackend())
-    t_torch, result32 = timed(engine, TorchBackend(args.device, "float32"))
-    t_literal, reference = timed(literal.run_literal, layers, responses, make_splits(165))
+    t_engine, cpu_engine, result = timed_cpu(engine, NumpyBackend())
+    t_torch, cpu_torch, result32 = timed_cpu(engine, TorchBackend(args.device, "float32"))
+    t_literal, cpu_literal, reference = timed_cpu(literal.run_literal, layers, responses, make_splits(165))
     values, chosen = literal.split_half(reference["corrected"])
 
     finite = reference["alpha"] < literal.INTERCEPT_ONLY_ALPHA
@@ -93,6 +100,9 @@ def main() -> None:
     print(f"time: engine numpy float64 {t_engine:.2f} s, torch float32 {args.device} {t_torch:.2f} s, "
           f"literal loop {t_literal:.1f} s; literal / engine = {t_literal / t_engine:.0f}x "
           f"(/ torch float32: {t_literal / t_torch:.0f}x)")
+    print(f"CPU time of this process: engine numpy float64 {cpu_engine:.2f} s, torch float32 {cpu_torch:.2f} s, "
+          f"literal loop {cpu_literal:.1f} s; literal / engine = {cpu_literal / cpu_engine:.0f}x "
+          f"(/ torch float32: {cpu_literal / cpu_torch:.0f}x)")
     print(f"cells (split x layer x voxel): {finite.size}; original's alpha >= 1e15 (tie with the intercept-only "
           f"limit): {(~finite).sum()}, engine alpha there: {np.unique(result['alpha'][~finite])}, engine raw R2 "
           f"there: max {result['raw'][~finite].max():.1f}")
@@ -130,9 +140,10 @@ def time_b2021(n_targets: int, device: str) -> None:
 def time_draws(n_targets: int, n_layers: int = 13) -> None:
     from brainlike.align.tuckute2023 import N_ITERATIONS, split_half_assignments
 
-    elapsed, _ = timed(split_half_assignments, n_layers, n_targets)
+    elapsed, cpu, _ = timed_cpu(split_half_assignments, n_layers, n_targets)
     print(f"the original's split-half draws for {n_targets} targets x {n_layers} layers x {N_ITERATIONS} iterations "
-          f"({n_targets * n_layers * N_ITERATIONS:,} legacy shuffles, host, sequential): {elapsed:.1f} s")
+          f"({n_targets * n_layers * N_ITERATIONS:,} legacy shuffles, host, sequential): {elapsed:.1f} s wall, "
+          f"{cpu:.1f} s CPU")
 
 
 if __name__ == "__main__":

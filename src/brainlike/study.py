@@ -51,6 +51,8 @@ from typing import Any, Mapping
 from brainlike import __version__
 from brainlike import progress as bars
 from brainlike.errors import BrainlikeError
+from brainlike.integrity import atomic_write
+from brainlike.results import json_default
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,6 @@ UNIT_FORMAT = 1
 """Version of the unit-result file format and of the unit key; bumping it recomputes every unit."""
 
 METRICS = ("regression", "rsa")
-PROTOCOLS = ("pepino2025", "tuckute2023")
 EXECUTORS = ("local", "ray")
 ENV_VARS = ("BRAINLIKE_DATA", "BRAINLIKE_CACHE")
 """Environment variables forwarded to every worker (local processes inherit them; Ray tasks get them explicitly)."""
@@ -159,9 +160,12 @@ class Study:
         bad = [m for m in self.metrics if m not in (*METRICS, "all")]
         if bad or not self.metrics:
             raise StudyError(f"study {self.name!r}: unknown metric(s) {bad}; choose from {[*METRICS, 'all']}")
+        from brainlike.align.protocols import PROTOCOLS, list_protocols
+
+        list_protocols()  # load the registry
         bad = [p for p in self.protocols if p not in PROTOCOLS]
         if bad or (self.datasets and not self.protocols):
-            raise StudyError(f"study {self.name!r}: unknown protocol(s) {bad}; choose from {list(PROTOCOLS)}")
+            raise StudyError(f"study {self.name!r}: unknown protocol(s) {bad}; choose from {sorted(PROTOCOLS)}")
         if self.executor not in EXECUTORS:
             raise StudyError(f"study {self.name!r}: unknown executor {self.executor!r}; choose from {list(EXECUTORS)}")
         if self.workers < 1:
@@ -318,22 +322,16 @@ def _device(options: Mapping[str, Any]) -> str:
 
 
 def _run_score_unit(unit: Unit, device: str = "cpu") -> tuple[list[dict[str, Any]], dict[str, Any], bytes | None]:
-    """Brain scoring through :func:`brainlike.api.score`, keeping its provenance and ``detail.nc``."""
-    import tempfile
-
+    """Brain scoring through :func:`brainlike.api.score`, keeping its provenance and per-target detail."""
     from brainlike import progress
     from brainlike.api import score
 
     params = dict(unit.params)
-    with tempfile.TemporaryDirectory(prefix="brainlike-unit-") as tmp:
-        records = score([unit.model], dataset=unit.target, metric=params["metric"], protocol=params["protocol"],
-                        out=tmp, device=device, progress=progress.enabled())
-        provenance = json.loads((Path(tmp) / "provenance.json").read_text(encoding="utf-8"))
-        detail_path = Path(tmp) / "detail.nc"
-        detail = detail_path.read_bytes() if detail_path.exists() else None
-    for key in ("command", "versions", "git_commit", "brainlike_version"):  # the study records these once
-        provenance.pop(key, None)
-    return records, provenance, detail
+    results = score([unit.model], dataset=unit.target, metric=params["metric"], protocol=params["protocol"],
+                    device=device, progress=progress.enabled())
+    detail = bytes(results.detail.to_netcdf(engine="h5netcdf")) if results.detail is not None else None
+    provenance = json.loads(json.dumps(results.provenance, default=json_default))
+    return list(results), provenance, detail
 
 
 def _run_downstream_unit(unit: Unit) -> tuple[list[dict[str, Any]], dict[str, Any], None]:
@@ -412,9 +410,7 @@ class UnitStore:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -619,24 +615,20 @@ def _details(store: UnitStore, units: list[Unit]) -> dict[str, Any]:
 
 def write_study_results(out_dir: Path, records: list[dict[str, Any]], downstream: list[dict[str, Any]],
                         provenance: dict[str, Any], details: Mapping[str, Any] | None = None) -> None:
-    """Write the results folder (contracts.md section 2) and, for task units, ``downstream.jsonl``/``.csv``.
+    """Write the results folder (docs/contracts.md section 2) through :meth:`brainlike.results.Results.save`.
 
     The detail goes to ``detail.nc`` when the study has one dataset and protocol, else to one
-    ``detail-<dataset>-<protocol>.nc`` per pair. Downstream records get the global score rows (each task z-scored
-    across the study's models, then averaged).
+    ``detail-<dataset>-<protocol>.nc`` per pair. Downstream records get the global score rows
+    (:func:`brainlike.downstream.evaluate.global_scores` over the study's models).
     """
-    from brainlike.results import write_results
+    from brainlike.results import Results
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     details = dict(details or {})
-    single = next(iter(details.values())) if len(details) == 1 else None
-    write_results(records, out_dir, provenance, single)
-    if len(details) > 1:
-        for name, detail in details.items():
-            slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-            _atomic_write(out_dir / f"detail-{slug}.nc", bytes(detail.to_netcdf(engine="h5netcdf")))
+    if len(details) == 1:
+        details = {"": next(iter(details.values()))}
     if downstream:
-        from brainlike.downstream.evaluate import DownstreamRun, global_scores, write_downstream
+        from brainlike.downstream.evaluate import global_scores
 
-        write_downstream(DownstreamRun(downstream + global_scores(downstream), provenance=provenance), out_dir,
-                         argv=provenance.get("command"))
+        downstream = downstream + global_scores(downstream)
+    Results(records, details=details, provenance=provenance, downstream=downstream,
+            downstream_provenance=provenance).save(out_dir)

@@ -147,9 +147,9 @@ def test_models_and_datasets_commands(capsys):
 def test_merged_detail_keeps_long_layer_names():
     import xarray as xr
 
-    from brainlike.api import _merge_details
+    from brainlike.results import merge_details
 
     short = xr.Dataset({"layer": (("fold", "target"), np.array([["random"]]))}).expand_dims(model=["a"])
     long = xr.Dataset({"layer": (("fold", "target"), np.array([["logmel128"]]))}).expand_dims(model=["b"])
-    merged = _merge_details([short, long])
+    merged = merge_details([short, long])
     assert merged["layer"].sel(model="b").item() == "logmel128"

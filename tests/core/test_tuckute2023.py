@@ -146,7 +146,7 @@ def test_spearman_brown_pole_is_kept_counted_and_warned():
 def test_pole_count_reaches_records_and_detail(tmp_path, data_root):
     from brainlike.api import score
     from brainlike.data.stimuli import load_natsound165
-    from brainlike.results import read_records
+    from brainlike.results import Results
 
     ids = load_natsound165(data_root).ids
     _, reps = _pole_voxels(np.random.default_rng(4))
@@ -156,14 +156,14 @@ def test_pole_count_reaches_records_and_detail(tmp_path, data_root):
     data.attrs["kind"] = "voxels"
     data.to_netcdf(path, engine="h5netcdf")
     with pytest.warns(UserWarning, match="Spearman-Brown pole"):
-        score("melspec", str(path), metric="regression", protocol="tuckute2023", out=tmp_path / "out",
-              progress=False)
-    overall = next(r for r in read_records(tmp_path / "out") if r["target"] == "all")
-    assert overall["n_targets_sb_pole"] == 1
-    with xr.open_dataset(tmp_path / "out" / "detail.nc", engine="h5netcdf") as detail:
-        cells = detail["sb_pole_cells"].load().squeeze()
+        results = score("melspec", dataset=str(path), metric="regression", protocol="tuckute2023",
+                        out=tmp_path / "out", progress=False)
+    for loaded in (results, Results.load(tmp_path / "out")):
+        overall = next(r for r in loaded if r["target"] == "all" and r["metric"] == "regression")
+        assert overall["n_targets_sb_pole"] == 1
+        cells = loaded.detail["sb_pole_cells"].squeeze()
         assert int(cells.sel(target="v0")) > 0 and int(cells.sel(target=["v1", "v2", "v3"]).sum()) == 0
-        assert set(detail["alpha"].dims) >= {"split", "layer", "target"}
+        assert set(loaded.detail["alpha"].dims) >= {"split", "layer", "target"}
 
 
 @pytest.mark.numerics

@@ -42,14 +42,37 @@ def test_global_score_is_the_mean_of_task_z_scores_across_models():
     scores = {"m1": {"t1": 0.5, "t2": 0.9}, "m2": {"t1": 0.7, "t2": 0.6}, "m3": {"t1": 0.9, "t2": 0.9}}
     records = [{"model": m, "task": t, "probe": "linear", "fold": None, "score": s}
                for m, row in scores.items() for t, s in row.items()]
-    records.append({"model": "m4", "task": "t1", "probe": "linear", "fold": None, "score": 0.1})  # lacks t2
     out = {r["model"]: r["score"] for r in global_scores(records)}
-    assert set(out) == {"m1", "m2", "m3"}
     t1 = np.array([0.5, 0.7, 0.9])
     t2 = np.array([0.9, 0.6, 0.9])
     z = ((t1 - t1.mean()) / t1.std() + (t2 - t2.mean()) / t2.std()) / 2
-    np.testing.assert_allclose([out["m1"], out["m2"], out["m3"]], z)
+    np.testing.assert_allclose([out["m1"], out["m2"], out["m3"]], z, rtol=1e-12)
     assert global_scores(records[:2]) == []  # one model: undefined
+
+
+def test_global_score_uses_the_tasks_every_model_has(caplog):
+    records = [{"model": m, "task": t, "probe": "linear", "fold": None, "score": s}
+               for m, t, s in [("m1", "t1", 0.5), ("m1", "t2", 0.9), ("m2", "t1", 0.7), ("m2", "t2", 0.6),
+                               ("m3", "t1", 0.9), ("m3", "t2", 0.9), ("m4", "t1", 0.1)]]  # m4 lacks t2
+    with caplog.at_level("WARNING"):
+        out = {r["model"]: r["score"] for r in global_scores(records)}
+    assert "['t2'] dropped: not every model has them" in caplog.text
+    t1 = np.array([0.5, 0.7, 0.9, 0.1])
+    np.testing.assert_allclose([out[m] for m in ("m1", "m2", "m3", "m4")], (t1 - t1.mean()) / t1.std(), rtol=1e-12)
+
+
+def test_global_score_drops_a_task_constant_across_models(caplog):
+    # the case where the two old rules disagreed: three models, one task where all three score 0.5
+    records = [{"model": m, "task": t, "probe": "linear", "fold": None, "score": s}
+               for m, t, s in [("a", "t1", 0.5), ("b", "t1", 0.5), ("c", "t1", 0.5),
+                               ("a", "t2", 0.2), ("b", "t2", 0.4), ("c", "t2", 0.9)]]
+    with caplog.at_level("WARNING"):
+        out = {r["model"]: r["score"] for r in global_scores(records)}
+    assert "['t1'] dropped: every model scores the same" in caplog.text
+    t2 = np.array([0.2, 0.4, 0.9])
+    np.testing.assert_allclose([out[m] for m in "abc"], (t2 - t2.mean()) / t2.std(), rtol=1e-12)
+    only_constant = [r for r in records if r["task"] == "t1"]
+    assert global_scores(only_constant) == []
 
 
 def _write_tone_esc10(root) -> None:

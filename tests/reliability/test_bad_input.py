@@ -131,8 +131,8 @@ def test_stimulus_order_is_aligned_by_id_not_position(tmp_path, natsound_ids, da
     straight = _dataset(tmp_path, natsound_ids, values, "a.npz")
     order = rng.permutation(165)
     shuffled = _dataset(tmp_path, [natsound_ids[i] for i in order], values[order], "b.npz")
-    a = score("melspec", str(straight), metric="regression", progress=False)
-    b = score("melspec", str(shuffled), metric="regression", progress=False)
+    a = score("melspec", dataset=str(straight), metric="regression", progress=False)
+    b = score("melspec", dataset=str(shuffled), metric="regression", progress=False)
     assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b], abs=1e-12)
 
 

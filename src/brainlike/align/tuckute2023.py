@@ -45,10 +45,8 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
-import xarray as xr
 from scipy.linalg import null_space
 
-from brainlike.align import aggregate as agg
 from brainlike.align.ridge import NULL_TOLERANCE, centered_kernels, predict_per_target, split_spectrum
 from brainlike.errors import ProtocolError
 
@@ -396,51 +394,3 @@ def run_tuckute2023(grams: list[np.ndarray], responses: np.ndarray, backend, see
     return {"raw": raw, "corrected": corrected, "values": values, "layers": layers, "raw_values": raw_values,
             "alpha": np.array([f.alpha for f in fits]), "pole": pole}
 
-
-def tuckute_records(activations, dataset, grams: list[np.ndarray], backend, seed: int = 0
-                    ) -> tuple[list[dict], xr.Dataset]:
-    """Records (overall, per subject, per ROI, per component) and per-target detail for tuckute2023."""
-    result = run_tuckute2023(grams, np.asarray(dataset.responses.values), backend, seed)
-    layers = activations.layers
-    subjects = agg.subject_labels(dataset)
-    rois = dataset.target_coord("roi")
-    corrected = dataset.responses.sizes["repetition"] > 1
-    common = dict(model=activations.model, dataset=dataset.name, metric="regression", protocol="tuckute2023",
-                  selection="split-half", noise_corrected=corrected)
-    per_target = result["values"].mean(axis=0)  # (t,) mean over iterations
-
-    def summarise(cols: np.ndarray, **extra: Any) -> dict:
-        per_iteration = {s: np.median(result["values"][:, cols & (subjects == s)], axis=1).mean()
-                         for s in dict.fromkeys(subjects[cols])}
-        values = list(per_iteration.values())
-        return agg.base_record(**common, score=float(np.mean(values)), sem=agg.sem_over_subjects(values),
-                               layer=layers[agg.mode(list(result["layers"][:, cols].ravel()))],
-                               n_targets=int(cols.sum()), n_subjects=len(values), **extra), per_iteration
-
-    everything = np.ones(dataset.n_targets, dtype=bool)
-    overall, per_subject = summarise(everything)
-    overall["n_targets_sb_pole"] = int(result["pole"].any(axis=(0, 1)).sum())
-    records = []
-    if dataset.n_targets <= agg.PER_TARGET_ROWS_MAX:
-        for t, name in enumerate(dataset.target_names):
-            records.append(agg.base_record(**common, target=name, score=float(per_target[t]),
-                                           layer=layers[agg.mode(list(result["layers"][:, t]))]))
-    records.append(overall)
-    if len(per_subject) > 1:
-        for subject, value in per_subject.items():
-            cols = subjects == subject
-            records.append(agg.base_record(**common, score=float(value), subject=subject, n_targets=int(cols.sum()),
-                                           layer=layers[agg.mode(list(result["layers"][:, cols].ravel()))]))
-    if rois is not None and dataset.kind != "components":
-        for roi in dict.fromkeys(np.asarray(rois).astype(str)):
-            record, _ = summarise(np.asarray(rois).astype(str) == roi, roi=roi)
-            records.append(record)
-    detail = xr.Dataset(
-        {"score": ("target", per_target),
-         "corrected_r2": (("split", "layer", "target"), result["corrected"]),
-         "raw_r2": (("split", "layer", "target"), result["raw"]),
-         "alpha": (("split", "layer", "target"), result["alpha"]),
-         "sb_pole_cells": ("target", result["pole"].sum(axis=(0, 1)))},
-        coords={"target": dataset.target_names, "layer": layers, "split": np.arange(result["raw"].shape[0])},
-        attrs={"model": activations.model, "dataset": dataset.name, "protocol": "tuckute2023"})
-    return [agg.clean(r) for r in records], detail

@@ -39,18 +39,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _downstream(args: argparse.Namespace) -> int:
     from brainlike import progress
-    from brainlike.downstream.evaluate import run_downstream, summary_table, write_downstream
+    from brainlike.api import downstream
+    from brainlike.downstream.evaluate import summary_table
 
-    run = run_downstream(args.models, args.task, args.probe, seed=args.seed, progress=progress.enabled(),
-                         max_clips=args.max_clips)
-    if args.out:
-        write_downstream(run, args.out, argv=sys.argv)
+    results = downstream(args.models, tasks=args.task, probe=args.probe, seed=args.seed, max_clips=args.max_clips,
+                         out=args.out, progress=progress.enabled())
     if args.json:
-        json.dump(run.records, sys.stdout, indent=1)
+        json.dump(results.downstream, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
-    print(summary_table(run.records).round(4).to_string())
-    for model, timing in run.timings.items():
+    print(summary_table(results.downstream).round(4).to_string())
+    for model, timing in results.downstream_provenance.get("timings", {}).items():
         print(f"{model}: embedding {timing['embed_s']:.1f} s, probes {timing['probe_s']:.1f} s", file=sys.stderr)
     if args.out:
         print(f"results written to {args.out}", file=sys.stderr)
@@ -79,12 +78,10 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def _link(args: argparse.Namespace) -> int:
-    from brainlike.downstream.link import link, read_inputs, table1, write_link
+    from brainlike.api import link
+    from brainlike.downstream.link import table1
 
-    inputs = read_inputs(args.results)
-    rows = link(inputs, probe=args.probe, n_bootstrap=args.bootstrap, seed=args.seed)
-    if args.out:
-        write_link(rows, args.out, inputs.sources)
+    rows = link(*args.results, probe=args.probe, n_bootstrap=args.bootstrap, seed=args.seed, out=args.out)
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
         sys.stdout.write("\n")

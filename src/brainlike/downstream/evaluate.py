@@ -3,13 +3,11 @@
 Records (one per line of ``downstream.jsonl``) follow contracts.md section 1: ``model, dataset (= task), metric,
 protocol (= probe), selection, target, score, sem, layer`` plus ``task, probe, fold``. Per task there is one row per
 test fold and one row with ``fold: null`` holding the mean over folds (``sem`` = std / sqrt(K - 1) over folds).
-The global score (``task: "global"``, ``metric: "global_z"``) is each task's fold-mean z-scored across the evaluated
-models, averaged over tasks; it is only defined for models that have every task, and for at least two models.
+The global score (``task: "global"``, ``metric: "global_z"``) follows the one rule of :func:`global_scores`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -82,32 +80,79 @@ def evaluate_embeddings(embeddings: dict[str, np.ndarray], task: Task, probe: st
     return records
 
 
-def global_scores(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Global score per (model, probe): each task's fold-mean z-scored across models, then averaged over tasks.
+def task_means(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (model, task, probe): the fold-mean row (``fold: null``) where present, else a row with the
+    mean over the fold rows. ``task: global`` rows are not tasks and are left out; later rows override earlier."""
+    means: dict[tuple, dict[str, Any]] = {}
+    folds: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("task") in (None, "global") or r.get("score") is None:
+            continue
+        key = (r["model"], r["task"], r.get("probe") or "default")
+        if r.get("fold") is None:
+            means[key] = {**r, "probe": key[2]}
+        else:
+            folds.setdefault(key, []).append(r)
+    for key, rows in folds.items():
+        if key not in means:
+            means[key] = {**rows[-1], "probe": key[2], "fold": None,
+                          "score": float(np.mean([float(r["score"]) for r in rows])), "n_folds": len(rows)}
+    return list(means.values())
 
-    Only models that have every task of their probe take part; with fewer than two such models, or a task on which
-    every model scores the same, no global rows are returned for that probe.
+
+def global_scores(records: Sequence[dict[str, Any]], probe: str | None = None) -> list[dict[str, Any]]:
+    """The global downstream score: brainlike's one rule, used by ``downstream``, ``link``, ``report`` and studies.
+
+    Per probe (or only ``probe``):
+
+    1. each model's fold-mean score per task (:func:`task_means`);
+    2. only the tasks that EVERY model has are used (a task missing for some model is dropped with a warning), so
+       that all models are scored on the same tasks;
+    3. a task on which every model scores the same is dropped with a warning (its z-score is undefined);
+    4. each remaining task is z-scored across the models (population standard deviation), and a model's global
+       score is its mean z over those tasks.
+
+    Fewer than two models, or no task left, gives no global rows for that probe. The z-scores depend on the set
+    of models: compute the score of a subset of models (e.g. trained models only) from that subset's records.
+
+    Returns
+    -------
+    list of dict
+        One record per model: ``task: "global"``, ``metric: "global_z"``, ``score``, ``tasks`` (those used),
+        ``n_models``.
     """
     out = []
-    means = [r for r in records if r.get("fold") is None and r.get("task") not in (None, "global")]
-    for probe in sorted({r["probe"] for r in means}):
+    means = task_means(records)
+    for name in sorted({r["probe"] for r in means}):
+        if probe is not None and name != probe:
+            continue
         table: dict[str, dict[str, float]] = {}
         for r in means:
-            if r["probe"] == probe:
+            if r["probe"] == name:
                 table.setdefault(r["model"], {})[r["task"]] = float(r["score"])
-        tasks = sorted({t for row in table.values() for t in row})
-        models = [m for m in table if all(t in table[m] for t in tasks)]
-        if len(models) < 2:
+        models = list(table)
+        every = sorted({t for row in table.values() for t in row})
+        tasks = [t for t in every if all(t in table[m] for m in models)]
+        if len(tasks) < len(every):
+            log.warning("global score (%s probe): task(s) %s dropped: not every model has them",
+                        name, sorted(set(every) - set(tasks)))
+        if len(models) < 2 or not tasks:
             continue
         matrix = np.array([[table[m][t] for t in tasks] for m in models])  # (models, tasks)
         std = matrix.std(axis=0)
-        if np.any(std == 0):
+        constant = std == 0
+        if constant.any():
+            log.warning("global score (%s probe): task(s) %s dropped: every model scores the same", name,
+                        [t for t, c in zip(tasks, constant) if c])
+            tasks = [t for t, c in zip(tasks, constant) if not c]
+            matrix, std = matrix[:, ~constant], std[~constant]
+        if not tasks:
             continue
         z = (matrix - matrix.mean(axis=0)) / std
         for m, row in zip(models, z):
-            out.append({"model": m, "dataset": "global", "metric": "global_z", "protocol": probe,
+            out.append({"model": m, "dataset": "global", "metric": "global_z", "protocol": name,
                         "selection": "validation-fold", "target": "all", "layer": "all", "task": "global",
-                        "probe": probe, "fold": None, "score": float(row.mean()), "sem": None, "tasks": tasks,
+                        "probe": name, "fold": None, "score": float(row.mean()), "sem": None, "tasks": tasks,
                         "n_models": len(models)})
     return out
 
@@ -161,42 +206,22 @@ def run_downstream(models: Sequence[str], tasks: Sequence[str] = ("all",), probe
 
 
 def write_downstream(run: DownstreamRun, out_dir: str | Path, argv: Sequence[str] | None = None) -> Path:
-    """Write ``downstream.jsonl``, ``downstream.csv`` and ``downstream_provenance.json`` into ``out_dir``.
+    """Write ``downstream.jsonl``, ``downstream.csv`` and ``downstream_provenance.json`` into ``out_dir`` (through
+    :meth:`brainlike.results.Results.save`; brain-score files of the same folder are left alone). Returns the jsonl
+    path."""
+    from brainlike.results import Results
 
-    Brain-score files of the same folder (``records.*``, ``provenance.json``) are left alone. Returns the jsonl path.
-    """
-    import sys
-
-    import pandas as pd
-
-    from brainlike import __version__
-    from brainlike.extract.cache import atomic_write_bytes
-    from brainlike.results import git_commit, now, versions
-
-    out = Path(out_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "downstream.jsonl"
-    text = "".join(json.dumps(r, default=_json_default) + "\n" for r in run.records).encode()
-    atomic_write_bytes(path, lambda h: h.write(text))
-    flat = [{k: (json.dumps(v, default=_json_default) if isinstance(v, (list, dict)) else v) for k, v in r.items()}
-            for r in run.records]
-    csv = pd.DataFrame(flat).to_csv(index=False, lineterminator="\n").encode()
-    atomic_write_bytes(out / "downstream.csv", lambda h: h.write(csv))
-    provenance = {"brainlike_version": __version__, "git_commit": git_commit(), "versions": versions(),
-                  "command": list(argv) if argv is not None else sys.argv, **run.provenance, "written": now()}
-    prov = (json.dumps(provenance, indent=1, default=_json_default) + "\n").encode()
-    atomic_write_bytes(out / "downstream_provenance.json", lambda h: h.write(prov))
-    return path
+    provenance = dict(run.provenance)
+    if argv is not None:
+        provenance["command"] = list(argv)
+    return Results(downstream=run.records, downstream_provenance=provenance).save(out_dir) / "downstream.jsonl"
 
 
 def read_downstream(path: str | Path) -> list[dict[str, Any]]:
     """Records of a ``downstream.jsonl`` file, or of the one inside a results folder."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "downstream.jsonl"
-    if not p.is_file():
-        raise BrainlikeError(f"no downstream results at {p}")
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    from brainlike.results import Results
+
+    return Results.load(path, require="downstream").downstream
 
 
 def summary_table(records: Sequence[dict[str, Any]]) -> "Any":
@@ -211,11 +236,3 @@ def summary_table(records: Sequence[dict[str, Any]]) -> "Any":
     table = frame.pivot_table(index=["model", "probe"], columns="task", values="score", sort=False)
     order = [t for t in dict.fromkeys(frame["task"]) if t != "global"] + (["global"] if "global" in table else [])
     return table[order]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -17,11 +17,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from brainlike.align.stats import correlate
 from brainlike.errors import BrainlikeError
 
 N_BOOTSTRAP = 2000
-CI_LEVEL = 0.95
-MIN_MODELS = 3
 BRAIN_KEY = ("dataset", "metric", "protocol", "selection", "roi", "target")
 MAX_TARGETS = 32
 
@@ -36,27 +35,15 @@ class LinkInputs:
 
 
 def read_inputs(paths: Sequence[str | Path]) -> LinkInputs:
-    """Read ``records.jsonl`` and ``downstream.jsonl`` of every results folder (or the given .jsonl files).
+    """Read results folders (or ``.jsonl`` files) through :meth:`brainlike.results.Results.load`.
 
     A file named ``downstream*.jsonl`` is read as downstream records, any other .jsonl as brain records. Later
     inputs override earlier ones for the same model and score.
     """
-    brain, downstream, sources = [], [], []
-    for given in paths:
-        path = Path(given).expanduser().resolve()
-        if path.is_dir():
-            files = [p for p in (path / "records.jsonl", path / "downstream.jsonl") if p.is_file()]
-            if not files:
-                raise BrainlikeError(f"{path} holds neither records.jsonl nor downstream.jsonl")
-        elif path.is_file():
-            files = [path]
-        else:
-            raise BrainlikeError(f"results path {path} does not exist")
-        for file in files:
-            rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
-            (downstream if file.name.startswith("downstream") else brain).extend(rows)
-            sources.append(str(file))
-    return LinkInputs(brain, downstream, sources)
+    from brainlike.results import Results
+
+    results = Results.load(*paths)
+    return LinkInputs(results.records, results.downstream, [str(p) for p in results.sources])
 
 
 def brain_table(records: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, float]]:
@@ -78,64 +65,24 @@ def brain_table(records: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, floa
 
 def downstream_table(records: Sequence[dict[str, Any]], probe: str | None = None) -> tuple[str, dict[str, dict]]:
     """``(probe, {"global" or task: {model: score}})``: fold-mean task scores and the global score recomputed over
-    the models present (rows ``task: global`` in the inputs are ignored). ``probe`` defaults to the most frequent."""
-    from brainlike.downstream.evaluate import global_scores
+    the models present by :func:`brainlike.downstream.evaluate.global_scores` (rows ``task: global`` in the inputs
+    are ignored). ``probe`` defaults to the most frequent."""
+    from brainlike.downstream.evaluate import global_scores, task_means
 
-    means = [r for r in records if r.get("fold") is None and r.get("task") not in (None, "global")]
+    means = task_means(records)
     if not means:
         raise BrainlikeError("no downstream task scores in the inputs (run `brainlike downstream ... --out DIR`)")
-    probes = [r.get("probe") for r in means]
+    probes = [r["probe"] for r in means]
     probe = probe or max(set(probes), key=probes.count)
-    means = [r for r in means if r.get("probe") == probe]
+    means = [r for r in means if r["probe"] == probe]
     if not means:
         raise BrainlikeError(f"no downstream records for probe {probe!r}")
-    latest: dict[tuple[str, str], dict] = {(r["model"], r["task"]): r for r in means}
     columns: dict[str, dict[str, float]] = {}
-    for g in global_scores(list(latest.values())):
+    for g in global_scores(means, probe):
         columns.setdefault("global", {})[g["model"]] = g["score"]
-    for (model, task), r in latest.items():
-        columns.setdefault(task, {})[model] = float(r["score"])
+    for r in means:
+        columns.setdefault(r["task"], {})[r["model"]] = float(r["score"])
     return probe, columns
-
-
-def correlate(x: np.ndarray, y: np.ndarray, *, n_bootstrap: int = N_BOOTSTRAP, seed: int = 0,
-              level: float = CI_LEVEL) -> dict[str, float | None]:
-    """Pearson and Spearman correlations of two paired vectors, p-values, and bootstrap CIs over pairs."""
-    from scipy import stats
-
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    out: dict[str, float | None] = {"n_models": int(len(x))}
-    if len(x) < MIN_MODELS or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {**out, **{k: None for k in ("pearson_r", "pearson_p", "pearson_ci_low", "pearson_ci_high",
-                                            "spearman_rho", "spearman_p", "spearman_ci_low", "spearman_ci_high",
-                                            "slope", "intercept")}}
-    fit = stats.linregress(x, y)
-    rho, rho_p = stats.spearmanr(x, y)
-    out.update({"pearson_r": float(fit.rvalue), "pearson_p": float(fit.pvalue), "spearman_rho": float(rho),
-                "spearman_p": float(rho_p), "slope": float(fit.slope), "intercept": float(fit.intercept)})
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(n_bootstrap, len(x)))  # (n_bootstrap, n_models)
-    out.update(_bootstrap_ci(x[idx], y[idx], level))
-    return out
-
-
-def _bootstrap_ci(xb: np.ndarray, yb: np.ndarray, level: float) -> dict[str, float | None]:
-    """Percentile CIs of Pearson and Spearman over bootstrap resamples ``(n_bootstrap, n_models)``."""
-    from scipy import stats
-
-    keep = (np.ptp(xb, axis=1) > 0) & (np.ptp(yb, axis=1) > 0)
-    tail = (1 - level) / 2 * 100
-    out: dict[str, float | None] = {}
-    for name, (a, b) in {"pearson": (xb[keep], yb[keep]),
-                         "spearman": (stats.rankdata(xb[keep], axis=1), stats.rankdata(yb[keep], axis=1))}.items():
-        if len(a) == 0:
-            out[f"{name}_ci_low"] = out[f"{name}_ci_high"] = None
-            continue
-        ac, bc = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
-        r = (ac * bc).sum(1) / np.sqrt((ac ** 2).sum(1) * (bc ** 2).sum(1))
-        low, high = np.percentile(r, [tail, 100 - tail])
-        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = float(low), float(high)
-    return out
 
 
 def link(inputs: LinkInputs, *, probe: str | None = None, n_bootstrap: int = N_BOOTSTRAP,

@@ -21,6 +21,7 @@ import numpy as np
 from brainlike.config import cache_root
 from brainlike.data.checksums import sha256_file
 from brainlike.errors import BrainlikeError
+from brainlike.integrity import atomic_write_bytes
 
 FORMAT_VERSION = 1
 
@@ -29,27 +30,6 @@ def cache_key(parts: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of ``parts`` (plus the cache format version)."""
     text = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(handle)`` on a temporary file beside ``path``, fsync, then rename it into place.
-
-    On any error the temporary file is removed and ``path`` keeps its previous content.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class ArrayCache:

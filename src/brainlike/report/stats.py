@@ -42,60 +42,38 @@ def bootstrap_median_ci(values: np.ndarray, *, n_boot: int = 2000, level: float 
 
 def correlation(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
                 seed: int = 0) -> dict[str, Any]:
-    """Pearson and Spearman correlation across models, with a bootstrap interval for Pearson r.
+    """Pearson and Spearman correlation across models with a bootstrap interval for Pearson r.
 
-    The interval resamples models (pairs) with replacement; resamples where x or y is constant are skipped.
+    The numbers are those of :func:`brainlike.align.stats.correlate` (the one rule ``brainlike link`` uses),
+    under the report's short keys; non-finite pairs are left out.
 
     Returns
     -------
     dict
         ``n, r, p, rho, p_rho, low, high`` (NaN where undefined, e.g. fewer than 3 models).
     """
-    from scipy import stats
+    from brainlike.align.stats import correlate
 
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    nan = float("nan")
-    out = {"n": int(x.size), "r": nan, "p": nan, "rho": nan, "p_rho": nan, "low": nan, "high": nan}
-    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return out
-    pearson, spearman = stats.pearsonr(x, y), stats.spearmanr(x, y)
-    out.update(r=float(pearson.statistic), p=float(pearson.pvalue), rho=float(spearman.statistic),
-               p_rho=float(spearman.pvalue))
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, x.size, size=(n_boot, x.size))  # (n_boot, n)
-    xs, ys = x[index], y[index]
-    xc, yc = xs - xs.mean(1, keepdims=True), ys - ys.mean(1, keepdims=True)
-    denom = np.sqrt((xc**2).sum(1) * (yc**2).sum(1))
-    valid = denom > 0
-    r_boot = (xc * yc).sum(1)[valid] / denom[valid]  # (n_valid,)
-    tail = (1 - level) / 2 * 100
-    out["low"], out["high"] = (float(v) for v in np.percentile(r_boot, [tail, 100 - tail]))
-    return out
+    out = correlate(x[keep], y[keep], n_bootstrap=n_boot, seed=seed, level=level)
+    names = {"r": "pearson_r", "p": "pearson_p", "rho": "spearman_rho", "p_rho": "spearman_p",
+             "low": "pearson_ci_low", "high": "pearson_ci_high"}
+    return {"n": out["n_models"], **{k: float("nan") if out[v] is None else out[v] for k, v in names.items()}}
 
 
 def task_scores(downstream: pd.DataFrame) -> pd.DataFrame:
-    """One score per (model, task, probe): rows without a fold where present, else the mean over folds."""
-    frame = downstream.copy()
-    if "task" in frame:  # the evaluation's own global-score rows are not a task
-        frame = frame[frame["task"] != "global"]
-    if "probe" not in frame:
-        frame["probe"] = "default"
-    frame["probe"] = frame["probe"].fillna("default")
-    if "fold" in frame:
-        whole = frame[frame["fold"].isna()]
-        folds = frame[frame["fold"].notna()]
-        keys = set(map(tuple, whole[["model", "task", "probe"]].to_numpy()))
-        folds = folds[[(m, t, p) not in keys for m, t, p in folds[["model", "task", "probe"]].to_numpy()]]
-        frame = pd.concat([whole, folds])
-    return frame.groupby(["model", "task", "probe"], sort=False, as_index=False)["score"].mean()
+    """One score per (model, task, probe) (:func:`brainlike.downstream.evaluate.task_means`)."""
+    from brainlike.downstream.evaluate import task_means
+
+    rows = task_means(_records(downstream))
+    if not rows:
+        return pd.DataFrame(columns=["model", "task", "probe", "score"])
+    return pd.DataFrame(rows)[["model", "task", "probe", "score"]]
 
 
 def global_downstream(downstream: pd.DataFrame, probe: str | None = None) -> pd.Series:
-    """Global downstream score per model: each task z-scored across models, then the mean over tasks.
-
-    Only tasks that every model has are used (a z-score across different model sets is not comparable).
+    """Global downstream score per model by brainlike's one rule (:func:`brainlike.downstream.evaluate.global_scores`).
 
     Parameters
     ----------
@@ -107,16 +85,19 @@ def global_downstream(downstream: pd.DataFrame, probe: str | None = None) -> pd.
     Returns
     -------
     Series
-        Indexed by model; empty when fewer than two models.
+        Indexed by model; empty when there is no global score (fewer than two models, no usable task).
     """
+    from brainlike.downstream.evaluate import global_scores
+
     scores = task_scores(downstream)
     if scores.empty:
-        return pd.Series(dtype=float)
+        return pd.Series(dtype=float, name="global")
     probe = probe or scores["probe"].mode().iloc[0]
-    table = scores[scores["probe"] == probe].pivot(index="model", columns="task", values="score")
-    table = table.dropna(axis=1)
-    if len(table) < 2 or table.shape[1] == 0:
-        return pd.Series(dtype=float)
-    std = table.std(axis=0, ddof=0).replace(0, np.nan)
-    z = (table - table.mean(axis=0)) / std  # (models, tasks)
-    return z.mean(axis=1, skipna=True).rename("global")
+    rows = global_scores(_records(downstream), probe)
+    return pd.Series({r["model"]: r["score"] for r in rows}, dtype=float, name="global")
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as record dicts with NaN as None (the downstream functions work on records)."""
+    clean = frame.astype(object).where(frame.notna(), None)
+    return clean.to_dict("records")

@@ -54,16 +54,21 @@ def test_loo_alpha_choice_equals_sklearn_ridgecv(width):
         assert_picks_near_best(np.searchsorted(alphas, chosen), reference, loo_mse, rtol, max_near_ties=1)
 
 
-def test_loo_alpha_ties_go_to_the_smaller_alpha():
+def test_loo_alpha_ties_go_to_the_larger_alpha_as_scikit_learn_ridgecv_from_the_top():
     """Alphas far below every eigenvalue (least squares) or far above (the training mean) give identical LOO errors:
-    the smallest alpha of the tie is chosen, also when the tie is not at the start of the grid."""
+    as the original (RidgeCV given the alphas from the largest down, keeping the first minimum), the LARGEST alpha of
+    the tie is chosen, also when the tie is not at the end of the grid (issue 18)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((40, 10))
     signal = x @ rng.standard_normal(10) + 0.1 * rng.standard_normal(40)  # best fitted by least squares
     noise = rng.standard_normal(40)  # best predicted by the training mean
-    alphas = np.array([1e-30, 1e-20, 1e-12, 1.0, 1e20, 1e30, 1e40])
+    alphas = np.array([1e-30, 1e-20, 1e-16, 1.0, 1e20, 1e30, 1e40])
     solver = LooSolver(gram_matrix(x), np.arange(40), NumpyBackend())
-    np.testing.assert_array_equal(solver.best_alphas(np.stack([signal, noise], 1), alphas), [1e-30, 1e20])
+    chosen = solver.best_alphas(np.stack([signal, noise], 1), alphas)
+    np.testing.assert_array_equal(chosen, [1e-16, 1e40])
+    centred = x - x.mean(0)
+    reference = [RidgeCV(alphas=alphas[::-1]).fit(centred, (y - y.mean())[:, None]).alpha_ for y in (signal, noise)]
+    np.testing.assert_array_equal(chosen, reference)
 
 
 def _planted(seed=0, n_vox=60, reliability=0.6):

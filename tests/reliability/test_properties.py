@@ -63,11 +63,13 @@ def test_rsa_invariances_and_rdm_shape(seed, scales, shift, perm_seed):
     permuted = rdm(features[order])
     np.testing.assert_allclose(layer_rhos([permuted], brain[np.ix_(order, order)]), layer_rhos([model], brain),
                                atol=1e-12)
-    # cross-validated layer choice: relabelling the stimuli (RDMs and folds alike) changes neither the choices nor
-    # the score; the same two layers are used on both sides
-    rho, chosen = cv_layer_rsa([model, other], brain, FOLDS)
+    # cross-validated layer choice, symmetric variant: relabelling the stimuli (RDMs and folds alike) changes neither
+    # the choices nor the score; the same two layers are used on both sides. (The paper's procedure, selection cv,
+    # trains on upper-triangle cells with row outside fold i and column outside fold j: it depends on the stimulus
+    # order, as braindnn's rsa_layer_select does, so it is not relabelling-invariant.)
+    rho, chosen = cv_layer_rsa([model, other], brain, FOLDS, scheme="symmetric")
     swap = np.ix_(order, order)
-    rho_p, chosen_p = cv_layer_rsa([permuted, other[swap]], brain[swap], FOLDS[order])
+    rho_p, chosen_p = cv_layer_rsa([permuted, other[swap]], brain[swap], FOLDS[order], scheme="symmetric")
     assert chosen_p == chosen
     assert rho_p == pytest.approx(rho, abs=1e-12)
     if set(chosen) == {0}:  # one layer chosen for every fold pair: its assembled RDM is that layer's own

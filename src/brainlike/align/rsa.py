@@ -2,7 +2,8 @@
 
 RDM = 1 - Pearson correlation between stimuli, after z-scoring every feature (unit, voxel) across stimuli.
 RDMs are compared with Spearman's rho over the upper triangle (k = 1). Layers are chosen either by the maximum
-over layers (``layer-max``, optimistic) or by cross-validation over pairs of stimulus folds (``cv``).
+over layers (``layer-max``, optimistic) or by cross-validation over pairs of stimulus folds (``cv``, the paper's
+procedure; a symmetric variant is available as ``cv_layer_rsa(..., scheme="symmetric")``).
 """
 
 from __future__ import annotations
@@ -83,12 +84,21 @@ def layer_rhos(model_rdms: list[np.ndarray], brain_rdm: np.ndarray) -> np.ndarra
     return np.array([spearman_upper(m, brain_rdm) for m in model_rdms])
 
 
-def cv_layer_rsa(model_rdms: list[np.ndarray], brain_rdm: np.ndarray, folds: np.ndarray) -> tuple[float, list[int]]:
-    """Cross-validated layer choice.
+CV_SCHEMES = ("paper", "symmetric")
 
-    For each pair of folds (i, j), i <= j, the best layer is picked on the cells whose row and column both lie
-    outside folds i and j; that layer's values fill the block of cells with one index in fold i and the other in fold
-    j. The assembled RDM is scored once against the brain RDM.
+
+def cv_layer_rsa(model_rdms: list[np.ndarray], brain_rdm: np.ndarray, folds: np.ndarray,
+                 scheme: str = "paper") -> tuple[float, list[int]]:
+    """Cross-validated layer choice over pairs of stimulus folds; the assembled RDM is scored once.
+
+    ``scheme="paper"`` (selection ``cv``) is braindnn's ``rsa_layer_select`` (methods.md section 4): for each pair
+    of folds (i, j), i <= j in order, the layer with the highest Spearman rho on the training cells (upper
+    triangle), those whose ROW lies outside fold i AND whose COLUMN lies outside fold j, fills every other cell
+    (row in fold i OR column in fold j) of the assembled RDM; later pairs overwrite earlier ones. The training
+    cells are not symmetric: cell (r, c) may train pair (i, j) while (c, r) is filled by it.
+    ``scheme="symmetric"``: train on cells whose row and column both lie outside folds i and j, fill only the
+    cells with one index in fold i and the other in fold j (no stimulus of a filled cell is seen in training;
+    not the paper's numbers).
 
     Returns
     -------
@@ -96,6 +106,8 @@ def cv_layer_rsa(model_rdms: list[np.ndarray], brain_rdm: np.ndarray, folds: np.
     chosen : list of int
         Layer chosen for each fold pair, in (i, j) order.
     """
+    if scheme not in CV_SCHEMES:
+        raise ProtocolError(f"unknown cross-validated RSA scheme {scheme!r}; choose from {', '.join(CV_SCHEMES)}")
     folds = np.asarray(folds)
     values = np.unique(folds)
     if len(values) < 3:
@@ -104,12 +116,17 @@ def cv_layer_rsa(model_rdms: list[np.ndarray], brain_rdm: np.ndarray, folds: np.
     chosen = []
     for a, fi in enumerate(values):
         for fj in values[a:]:
-            outside = ~np.isin(folds, [fi, fj])
-            train_mask = outside[:, None] & outside[None, :]
-            best = int(np.argmax([spearman_upper(m, brain_rdm, train_mask) for m in model_rdms]))
+            in_i, in_j = folds == fi, folds == fj
+            if scheme == "paper":
+                train = (~in_i)[:, None] & (~in_j)[None, :]
+                fill = ~train
+            else:
+                outside = ~(in_i | in_j)
+                train = outside[:, None] & outside[None, :]
+                fill = (in_i[:, None] & in_j[None, :]) | (in_j[:, None] & in_i[None, :])
+            best = int(np.argmax([spearman_upper(m, brain_rdm, train) for m in model_rdms]))
             chosen.append(best)
-            block = ((folds == fi)[:, None] & (folds == fj)[None, :]) | ((folds == fj)[:, None] & (folds == fi)[None, :])
-            assembled[block] = model_rdms[best][block]
+            assembled[fill] = model_rdms[best][fill]
     return spearman_upper(assembled, brain_rdm), chosen
 
 

@@ -25,13 +25,16 @@ def run(inputs: RegressionInputs) -> TargetScores:
     detail = xr.Dataset(
         {"score": ("target", result["values"].mean(axis=0)),
          "corrected_r2": (("split", "layer", "target"), result["corrected"]),
-         "raw_r2": (("split", "layer", "target"), result["raw"])},
+         "raw_r2": (("split", "layer", "target"), result["raw"]),
+         "alpha": (("split", "layer", "target"), result["alpha"]),
+         "sb_pole_cells": ("target", result["pole"].sum(axis=(0, 1)))},
         coords={"target": dataset.target_names, "layer": inputs.layers,
                 "split": np.arange(result["raw"].shape[0])},
         attrs={"model": inputs.activations.model, "dataset": dataset.name, "protocol": "tuckute2023",
                "metric": "regression"})
     return TargetScores(scores=result["values"], layer_index=result["layers"], detail=detail,
-                        record_keys={"noise_corrected": bool(dataset.responses.sizes["repetition"] > 1)})
+                        record_keys={"noise_corrected": bool(dataset.responses.sizes["repetition"] > 1)},
+                        overall_keys={"n_targets_sb_pole": int(result["pole"].any(axis=(0, 1)).sum())})
 
 
 PROTOCOL = register_protocol(Protocol(

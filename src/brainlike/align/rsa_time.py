@@ -16,7 +16,7 @@ import xarray as xr
 
 from brainlike.align import aggregate as agg
 from brainlike.align.rsa import rdm, spearman_upper
-from brainlike.align.trf import WINDOW, response_frames
+from brainlike.align.trf import WINDOW, FrameLayers, response_frames
 from brainlike.errors import ProtocolError
 
 
@@ -74,7 +74,7 @@ def rsa_time_records(frames, dataset, *, rate: float, window: tuple[float, float
     ``rsa_rho_averaged``: layer x time).
     """
     times = np.asarray(dataset.times, dtype=np.float64)
-    rho, rho_averaged = time_resolved_rsa([frames.arrays[layer] for layer in frames.layers], frames.bin_times,
+    rho, rho_averaged = time_resolved_rsa(FrameLayers(frames), frames.bin_times,
                                           dataset.mean_time_courses(), times, rate, window)
     in_window = (times >= window[0] - 1e-9) & (times < window[1] - 1e-9)
     with warnings.catch_warnings():  # a layer whose RDM is undefined in every bin: NaN, said by the NaN itself

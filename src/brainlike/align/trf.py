@@ -30,7 +30,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -122,16 +123,27 @@ def response_frames(frame_times: np.ndarray, times: np.ndarray, rate: float, lag
 
 
 def at_rate(dataset, rate: float):
-    """The dataset at ``rate`` Hz: finer data averaged into bins of that rate (``NeuralDataset.resample`` warns),
-    coarser refused."""
+    """The dataset at ``rate`` Hz (finer data averaged into bins of that rate, with a warning; coarser refused)."""
     if not getattr(dataset, "time_resolved", False):
         raise ProtocolError(f"protocol trf needs a time-resolved dataset; {dataset.name} has no time axis "
                             "(use pepino2025 or tuckute2023)")
-    if abs(float(dataset.rate) - rate) <= 1e-6 * rate:
-        return dataset
-    if float(dataset.rate) < rate:
-        raise ProtocolError(f"{dataset.name} is sampled at {float(dataset.rate):g} Hz, coarser than --rate {rate:g}")
     return dataset.resample(rate)
+
+
+class FrameLayers(Sequence):
+    """Each layer of a FrameActivations when accessed: memory-mapped from the frame cache where possible (wide
+    layers are then streamed in feature chunks), else the in-memory array."""
+
+    def __init__(self, frames) -> None:
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return len(self.frames.layers)
+
+    def __getitem__(self, i: int):
+        layer = self.frames.layers[i]
+        arrays = self.frames.arrays
+        return arrays.open(layer) if hasattr(arrays, "open") else np.asarray(arrays[layer])
 
 
 def check_folds(folds: np.ndarray, n_stimuli: int) -> np.ndarray:
@@ -230,8 +242,9 @@ def run_trf(features: Sequence[Any], frame_times: np.ndarray, responses: np.ndar
     Parameters
     ----------
     features : sequence of array-like (n_stimuli, n_frame_bins, n_features)
-        Frame-level activations of each layer (model order) on the frame bins ``frame_times``; any float dtype,
-        memory-mapped arrays welcome (read in feature chunks).
+        Frame-level activations of each layer (model order) on the frame bins ``frame_times``; any float dtype.
+        Each layer is accessed once, and read in feature chunks (a lazy sequence of memory-mapped layers keeps one
+        layer's chunk in memory at a time).
     frame_times : ndarray (n_frame_bins,)
         Bin starts (seconds from onset), including bins before onset for the lags.
     responses : ndarray (n_stimuli, n_bins, n_targets)
@@ -275,10 +288,6 @@ def run_trf(features: Sequence[Any], frame_times: np.ndarray, responses: np.ndar
     layers = list(layers) if layers is not None else [f"layer{i}" for i in range(len(features))]
     if len(layers) != len(features) or not layers:
         raise ProtocolError(f"{len(layers)} layer names for {len(features)} feature arrays")
-    for name, x in zip(layers, features):
-        if x.ndim != 3 or x.shape[0] != n_stimuli or x.shape[1] != len(frame_times):
-            raise ProtocolError(f"layer {name!r}: features of shape {x.shape}; expected ({n_stimuli}, "
-                                f"{len(frame_times)}, n_features)")
     plan = _CVPlan(folds, responses)
     n_folds, n_layers, n_alpha = len(plan.fold_values), len(features), len(grid)
     inner_scores = np.zeros((n_folds, n_alpha, n_layers, n_targets))
@@ -287,6 +296,9 @@ def run_trf(features: Sequence[Any], frame_times: np.ndarray, responses: np.ndar
     lag_profiles = np.zeros((n_layers, n_folds, len(lags), n_targets))
     forms, solvers = set(), {}
     for li, x in enumerate(features):
+        if x.ndim != 3 or x.shape[0] != n_stimuli or x.shape[1] != len(frame_times):
+            raise ProtocolError(f"layer {layers[li]!r}: features of shape {x.shape}; expected ({n_stimuli}, "
+                                f"{len(frame_times)}, n_features)")
         layer = _LayerFits(x, index, lags, plan, pca, backend, seed + li, form)
         solvers[layers[li]] = layer.pca_solver
         inner_scores[:, :, li, :], layer_alpha[:, li, :], layer_predictions[li], lag_profiles[li] = \

@@ -59,7 +59,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 
 from brainlike.errors import BrainlikeError, ModelError
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
+from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
 from brainlike.models.registry import FamilyEntry, register_family
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,8 @@ class HFAudioModel(TorchAudioModel):
         self._install_taps()
         self.layers = self._layer_names()
         self.preprocessing = {"kind": kind, "extractor": _extractor_digest(extractor), "sample_rate": self.sample_rate}
+        self.time_resolved = kind != "clap"  # HTSAT's token grid is not in time order
+        self.clip_level_layers = ("audio_embeds",) if "audio_embeds" in self.layers else ()
 
     # -- layer bookkeeping ----------------------------------------------------------------------------------------
     def _n_hidden(self) -> int:
@@ -274,6 +276,44 @@ class HFAudioModel(TorchAudioModel):
         frames = 1 + (n_samples - 400) // 160 if n_samples >= 400 else 1  # kaldi fbank: 25 ms window, 10 ms shift
         keep = min(n_time, max(1, math.ceil(frames / int(config.time_stride))))
         return grid.mean(dim=1)[:, :keep]
+
+
+    # -- frames -----------------------------------------------------------------------------------------------------
+    def forward_padded(self, waveforms: np.ndarray, sound: slice) -> dict[str, Any]:
+        """Sounds in silence; a feature extractor's per-clip normalisation (``do_normalize``: zero mean, unit
+        variance) is computed on the sound alone, and the silence stays 0."""
+        if not getattr(self.extractor, "do_normalize", False) or self.kind != "ssl":
+            return self.forward(waveforms)
+        x = np.asarray(waveforms, dtype=np.float64)
+        part = x[:, sound]
+        mean = part.mean(axis=1, keepdims=True)
+        scale = np.sqrt(part.var(axis=1, keepdims=True) + 1e-7)  # as Wav2Vec2FeatureExtractor
+        normalised = np.zeros_like(x)
+        normalised[:, sound] = (part - mean) / scale
+        self.extractor.do_normalize = False
+        try:
+            return self.forward(normalised.astype(np.float32))
+        finally:
+            self.extractor.do_normalize = True
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """ssl: the convolutional encoder's receptive-field centres (no padding; wav2vec2 base: 400 samples every
+        320, centre ``320 k + 199.5``); Whisper: centred mel frames every ``hop_length`` for ``conv1``, twice that
+        from ``conv2`` on; AST: Kaldi frames of 400 every 160 (not centred), patch columns of ``patch_size`` frames
+        every ``time_stride``; other kinds: evenly spread (base default)."""
+        config = self.module.config
+        if self.kind == "ssl":
+            grid = FrameGrid()
+            for kernel, stride in zip(config.conv_kernel, config.conv_stride):
+                grid = grid.conv(int(kernel), int(stride))
+        elif self.kind == "whisper":
+            grid = FrameGrid(0.0, int(self.extractor.hop_length))
+            grid = grid if layer == "conv1" else grid.conv(3, 2, 1)
+        elif self.kind == "ast":
+            grid = FrameGrid().conv(400, 160).conv(int(config.patch_size), int(config.time_stride))
+        else:
+            return super().frame_times(layer, n_frames, n_samples)
+        return grid.times(n_frames, self.sample_rate)
 
 
 def _extractor_digest(extractor: Any) -> str:

@@ -23,6 +23,7 @@ import xarray as xr
 from brainlike.align import aggregate as agg
 from brainlike.align import trf as engine
 from brainlike.align.protocols import Protocol, RegressionInputs, TargetScores, register_protocol
+from brainlike.data.neural import format_window, parse_window
 from brainlike.errors import ProtocolError
 
 BASELINE_MODEL = "mean-time-course"
@@ -40,7 +41,7 @@ def settings(options: dict[str, Any] | None = None) -> dict[str, Any]:
         raise ProtocolError(f"--pca must be >= 0 (0 = off), got {pca}")
     lags = engine.parse_lags(options.get("lags") or engine.LAGS)
     window = options.get("window") or engine.WINDOW
-    window = engine.parse_lags(window) if isinstance(window, str) else tuple(float(w) for w in window)
+    window = parse_window(window) if isinstance(window, str) else tuple(float(w) for w in window)
     return {"lags": lags, "rate": rate, "pca": pca, "window": window}
 
 
@@ -76,7 +77,7 @@ def run(inputs: RegressionInputs) -> TargetScores:
         raise ProtocolError("frames and responses are not in the same stimulus order (align by name first)")
     lags = engine.lag_bins(s["lags"], s["rate"])
     responses = dataset.mean_time_courses()
-    result = engine.run_trf([frames.arrays[layer] for layer in frames.layers], frames.bin_times, responses,
+    result = engine.run_trf(engine.FrameLayers(frames), frames.bin_times, responses,
                             dataset.times, inputs.folds, lags=lags, rate=s["rate"], pca=s["pca"],
                             backend=inputs.backend, layers=frames.layers, seed=inputs.seed)
     times = np.asarray(dataset.times, dtype=np.float64)
@@ -164,7 +165,7 @@ def _detail(result: engine.TRFResult, summary: dict[str, np.ndarray], inputs: Re
 
 
 def _text(pair: tuple[float, float]) -> str:
-    return f"{pair[0]:g}:{pair[1]:g}"
+    return format_window(*pair)
 
 
 PROTOCOL = register_protocol(Protocol(

@@ -88,6 +88,14 @@ def alpha_grid(alphas: Sequence[float] | None = None) -> np.ndarray:
     return grid
 
 
+def check_lag_window(lags: np.ndarray, n_bins: int, rate: float) -> None:
+    """A lag window at least as long as the response is refused (no bin could be fitted from the sound)."""
+    span = max(abs(int(lags.min())), abs(int(lags.max())))
+    if span >= n_bins:
+        raise ProtocolError(f"lag window {lags.min() / rate:g}:{lags.max() / rate:g} s is longer than the response "
+                            f"({n_bins / rate:g} s, {n_bins} bins)")
+
+
 def response_frames(frame_times: np.ndarray, times: np.ndarray, rate: float, lags: np.ndarray) -> np.ndarray:
     """Index of each response bin in the frame bins; checks the time bases and that every lag has frames.
 
@@ -104,11 +112,7 @@ def response_frames(frame_times: np.ndarray, times: np.ndarray, rate: float, lag
         raise ProtocolError(f"frame bins are not at {rate:g} Hz")
     if len(times) > 1 and not np.allclose(np.diff(times), step, rtol=0, atol=1e-6):
         raise ProtocolError(f"response bins are not at {rate:g} Hz (resample the dataset to --rate first)")
-    duration = len(times) * step
-    span = max(abs(int(lags.min())), abs(int(lags.max()))) * step
-    if span >= duration:
-        raise ProtocolError(f"lag window {lags.min() * step:g}:{lags.max() * step:g} s is longer than the response "
-                            f"({duration:g} s, {len(times)} bins)")
+    check_lag_window(lags, len(times), rate)
     index = np.rint((times - frame_times[0]) * rate).astype(int)
     if index.min() < 0 or index.max() >= len(frame_times) or not np.allclose(frame_times[index], times, atol=1e-6):
         raise ProtocolError("the response bins are not among the frame bins (frames on another time base)")

@@ -58,11 +58,16 @@ def parameters(options: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def frame_request(options: dict[str, Any], dataset) -> dict[str, Any]:
     """extract_frames arguments: silence before onset for the longest lag, frames to the end of the response
-    (plus any negative lag)."""
+    (plus any negative lag). Checks the options first, so that bad ones fail before any extraction."""
     s = settings(options)
     times = np.asarray(dataset.times, dtype=np.float64)
     end = float(times[-1] + 1.0 / float(dataset.rate))
-    return {"rate": s["rate"], "pre": max(s["lags"][1], 0.0), "stop": end + max(-s["lags"][0], 0.0)}
+    engine.check_lag_window(engine.lag_bins(s["lags"], s["rate"]), round((end - times[0]) * s["rate"]), s["rate"])
+    if float(dataset.rate) < s["rate"] * (1 - 1e-6):
+        raise ProtocolError(f"{dataset.name} has {float(dataset.rate):g} Hz bins, coarser than --rate {s['rate']:g}")
+    # at least the default 0.5 s before onset, so that shorter lag windows reuse the same cached frames
+    return {"rate": s["rate"], "pre": max(s["lags"][1], engine.parse_lags(engine.LAGS)[1]),
+            "stop": end + max(-s["lags"][0], 0.0)}
 
 
 def run(inputs: RegressionInputs) -> TargetScores:
@@ -132,7 +137,7 @@ def _detail(result: engine.TRFResult, summary: dict[str, np.ndarray], inputs: Re
         "baseline_raw": ("target", result.baseline_raw),
         "score_time_averaged": ("target", summary["score_time_averaged"]),
         "latency": ("target", summary["latency"]),
-        "layer": (("fold", "target"), layers[result.layer_index].astype(str)),
+        "chosen_layer": (("fold", "target"), layers[result.layer_index].astype(str)),
         "alpha": (("fold", "target"), result.alpha),
         "alpha_edge": (("fold", "target"), result.alpha_edge),
         "inner_score": (("fold", "alpha_grid", "layer", "target"), result.inner_scores),

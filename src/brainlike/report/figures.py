@@ -34,7 +34,7 @@ class ReportFigure:
     slug : str
         File stem of its PNG and SVG files.
     section : str
-        Report section (``ranking``, ``layers``, ``heatmaps``, ``downstream``, ``checkpoints``).
+        Report section (``ranking``, ``layers``, ``heatmaps``, ``time``, ``downstream``, ``checkpoints``).
     title, caption : str
         Shown above and below the figure.
     figure : matplotlib.figure.Figure
@@ -49,8 +49,10 @@ class ReportFigure:
 
 def all_figures(results: Results) -> list[ReportFigure]:
     """Every figure the results support, in report order."""
+    from brainlike.report.time_figures import time_figures
+
     builders: list[Callable[[Results], list[ReportFigure]]] = [
-        ranking_figures, layer_figures, heatmap_figures, downstream_figures, checkpoint_figures]
+        ranking_figures, layer_figures, heatmap_figures, time_figures, downstream_figures, checkpoint_figures]
     return [figure for build in builders for figure in build(results)]
 
 
@@ -231,7 +233,7 @@ def _profiles_from_detail(detail: Any) -> pd.DataFrame:
         return pd.DataFrame()
     frames = []
     for name, array in detail.data_vars.items():
-        if "layer" not in array.dims or array.dtype.kind != "f":
+        if "layer" not in array.dims or array.dtype.kind != "f" or array.attrs.get("layer_profile") == "no":
             continue
         if "model" not in array.dims and "model" not in detail.attrs:
             continue

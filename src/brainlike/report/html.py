@@ -16,6 +16,7 @@ SECTIONS = {
     "ranking": "Model ranking",
     "layers": "Layer profiles",
     "heatmaps": "Components and regions",
+    "time": "Time-resolved alignment",
     "downstream": "Brain alignment and downstream performance",
     "checkpoints": "Checkpoint curves",
 }

@@ -153,6 +153,11 @@ def _detail(result: engine.TRFResult, summary: dict[str, np.ndarray], inputs: Re
         "predictions": (("stimulus", "time", "target"), result.predictions),
         "mean_course": (("stimulus", "time", "target"), result.baseline),
     }
+    causal_layers = (getattr(inputs.frames, "info", None) or {}).get("causal_layers", {})
+    data["layer_order"] = ("layer", np.arange(len(layers)))
+    data["layer_causal"] = ("layer", np.array([int(bool(causal_layers.get(str(layer), causal)))
+                                               if causal_layers.get(str(layer), causal) is not None else -1
+                                               for layer in layers]))
     coords = {"target": dataset.target_names, "fold": np.arange(result.alpha.shape[0]), "layer": layers,
               "alpha_grid": engine.ALPHAS, "lag": result.lag_seconds, "time": times,
               "stimulus": dataset.stimulus_ids}
@@ -162,11 +167,16 @@ def _detail(result: engine.TRFResult, summary: dict[str, np.ndarray], inputs: Re
         data["layer_r_time_category"] = (("layer", "category", "time", "target"), np.stack(
             [engine.category_curves(p, result.observed, inputs.categories)[1] for p in result.layer_predictions]))
         coords["category"] = names
-    return xr.Dataset(data, coords=coords, attrs={
+    detail = xr.Dataset(data, coords=coords, attrs={
         "model": inputs.frames.model, "dataset": dataset.name, "protocol": "trf", "metric": "regression",
         "causal": -1 if causal is None else int(bool(causal)), "lags": _text(s["lags"]), "rate": s["rate"],
         "pca": s["pca"], "window": _text(s["window"]), "ridge_form": result.form,
         "pca_solver": json.dumps(result.pca_solver)})
+    for name in detail.data_vars:  # the report's layer profiles show the per-layer R2 only
+        if "layer" in detail[name].dims and name != "layer_score":
+            detail[name].attrs["layer_profile"] = "no"
+    detail["layer_score"].attrs["long_name"] = "trf R2 per layer (own alpha)"
+    return detail
 
 
 def _text(pair: tuple[float, float]) -> str:

@@ -67,7 +67,10 @@ def regression(activations: Activations, dataset: NeuralDataset, folds: np.ndarr
     if unknown:
         raise ProtocolError(f"protocol {protocol!r} takes no option(s) {unknown}"
                             + (f" (it takes {', '.join(spec.options)})" if spec.options else ""))
-    check_inputs(activations, dataset)
+    if frames is None:
+        check_inputs(activations, dataset)
+    elif list(frames.stimulus_ids) != dataset.stimulus_ids:  # frames are checked finite when extracted
+        raise ProtocolError("frames and responses are not in the same stimulus order (align by name first)")
     inputs = RegressionInputs(activations, dataset, np.asarray(folds), get_backend(device, backend), seed, options,
                               frames=frames, categories=categories)
     result = spec.run(inputs)

@@ -20,8 +20,8 @@ layer's own out-of-fold predictions and lag profile (norm over components of eac
 refits, averaged over outer folds), so every layer gets an r(b) curve and a latency.
 
 PCA: exact (eigendecomposition of the training covariance, from per-fold sums computed once per layer) for layers
-up to ``EXACT_PCA_MAX`` features; wider layers use a seeded randomized PCA (Halko et al. 2011, as scikit-learn's
-PCA does by default for such shapes). Layers with at most K features are not rotated at all (PCA keeping every
+up to ``EXACT_PCA_MAX`` features; wider layers use a seeded randomized PCA in float32 (Halko et al. 2011, as
+scikit-learn's PCA does by default for such shapes), warm-started from the layer's previous fit. Layers with at most K features are not rotated at all (PCA keeping every
 component is a rotation, which leaves ridge predictions unchanged).
 """
 
@@ -45,9 +45,9 @@ RATE = 25.0
 PCA_COMPONENTS = 128
 WINDOW = (0.0, 2.0)
 N_NULL = 1000
-EXACT_PCA_MAX = 4096
+EXACT_PCA_MAX = 2048
 """Layers wider than this use randomized PCA."""
-RANDOMIZED_PCA = {"oversamples": 10, "power_iterations": 4}
+RANDOMIZED_PCA = {"oversamples": 10, "power_iterations": 4, "warm_power_iterations": 1, "dtype": "float32"}
 CHUNK_BYTES = 256 * 2 ** 20
 """Feature chunks are sized to hold at most this many bytes of one block of activations."""
 
@@ -388,6 +388,7 @@ class _LayerFits:
         self.last = int(index.max() - lags.min())
         self.reads = (index - self.first)[:, None] - lags[None, :]  # (n_bins, n_lags)
         self.forms: set[str] = set()
+        self._warm = None  # randomized PCA: the previous fit's basis
         self.stats = _FoldStatistics(x, index, plan, scatter=self.pca_solver == "exact")
 
     # -- per fit -------------------------------------------------------------------------------------------------
@@ -475,27 +476,62 @@ class _LayerFits:
         return grid, alphas[chosen], predictions, profiles
 
     def _randomized_components(self, train: np.ndarray, mean: np.ndarray, scale: np.ndarray, rng):
-        """Top-k right singular vectors of the z-scored training rows by randomized subspace iteration."""
+        """Top-k right singular vectors of the z-scored training rows by randomized subspace iteration (float32,
+        on the backend's device). The first fit of a layer starts from a seeded Gaussian sketch with
+        ``power_iterations`` passes; later fits (training sets overlapping it by most of their sounds) start from
+        the previous fit's basis with one."""
+        ops = _Float32(self.backend)
         n_rows = len(train) * len(self.index)
-        width = self.k + RANDOMIZED_PCA["oversamples"]
-        omega = rng.standard_normal((self.n_features, width))
+        width = min(self.k + RANDOMIZED_PCA["oversamples"], self.n_features, n_rows)
+        if self._warm is None:
+            start, iterations = rng.standard_normal((self.n_features, width)), RANDOMIZED_PCA["power_iterations"]
+        else:
+            start, iterations = self._warm, RANDOMIZED_PCA["warm_power_iterations"]
+        start = ops.asarray(start)
 
         def blocks():
-            for cols in _chunks(self.n_features, n_rows):
-                block = np.asarray(self.x[train[:, None], self.index[None, :], cols], dtype=np.float64)
-                block = block.reshape(n_rows, -1)
-                yield cols, (block - mean[cols]) / scale[cols]
+            for cols in _chunks(self.n_features, n_rows, itemsize=4):
+                block = ops.asarray(self.x[train[:, None], self.index[None, :], cols]).reshape(n_rows, -1)
+                yield cols, (block - ops.asarray(mean[cols])) / ops.asarray(scale[cols])
 
-        sample = sum(z @ omega[cols] for cols, z in blocks())
-        for _ in range(RANDOMIZED_PCA["power_iterations"]):
-            q, _ = np.linalg.qr(sample)
+        sample = sum(z @ start[cols] for cols, z in blocks())
+        for _ in range(iterations):
+            q = ops.orthonormal(sample)
             sample = sum(z @ (z.T @ q) for _, z in blocks())
-        q, _ = np.linalg.qr(sample)
-        projected = np.zeros((q.shape[1], self.n_features))
-        for cols, z in blocks():
-            projected[:, cols] = q.T @ z
-        _, _, vt = np.linalg.svd(projected, full_matrices=False)
-        return vt[:self.k].T
+        q = ops.orthonormal(sample)
+        projected = ops.cat([q.T @ z for _, z in blocks()], axis=1)  # (width, n_features)
+        vt = ops.right_singular_vectors(projected)
+        self._warm = vt.T
+        return ops.to_numpy(vt[:self.k].T).astype(np.float64)
+
+
+class _Float32:
+    """float32 array operations on the backend's device (numpy or torch), for the randomized PCA passes."""
+
+    def __init__(self, backend) -> None:
+        self.torch = backend.torch if backend.name == "torch" else None
+        self.device = backend.device
+
+    def asarray(self, x):
+        if self.torch is not None:
+            if isinstance(x, self.torch.Tensor):
+                return x.to(device=self.device, dtype=self.torch.float32)
+            return self.torch.as_tensor(np.asarray(x), dtype=self.torch.float32, device=self.device)
+        return np.asarray(x, dtype=np.float32)
+
+    def to_numpy(self, x) -> np.ndarray:
+        return x.detach().cpu().numpy() if self.torch is not None else np.asarray(x)
+
+    def orthonormal(self, x):
+        return self.torch.linalg.qr(x)[0] if self.torch is not None else np.linalg.qr(x)[0]
+
+    def cat(self, arrays, axis: int):
+        return self.torch.cat(arrays, axis) if self.torch is not None else np.concatenate(arrays, axis)
+
+    def right_singular_vectors(self, x):
+        if self.torch is not None:
+            return self.torch.linalg.svd(x, full_matrices=False)[2]
+        return np.linalg.svd(x, full_matrices=False)[2]
 
 
 class _Moments:
@@ -637,9 +673,9 @@ def _cat(backend, arrays, axis: int):
     return backend.torch.cat(arrays, axis) if backend.name == "torch" else np.concatenate(arrays, axis)
 
 
-def _chunks(n_features: int, n_rows: int) -> list[slice]:
-    """Feature slices holding at most CHUNK_BYTES of float64 for ``n_rows`` rows."""
-    width = max(1, CHUNK_BYTES // (8 * max(n_rows, 1)))
+def _chunks(n_features: int, n_rows: int, itemsize: int = 8) -> list[slice]:
+    """Feature slices holding at most CHUNK_BYTES of ``itemsize``-byte values for ``n_rows`` rows."""
+    width = max(1, CHUNK_BYTES // (itemsize * max(n_rows, 1)))
     return [slice(s, min(s + width, n_features)) for s in range(0, n_features, width)]
 
 

@@ -78,8 +78,6 @@ def run(inputs: RegressionInputs) -> TargetScores:
         raise ProtocolError("protocol trf needs frame-level activations (extract_frames)")
     if abs(float(frames.rate) - s["rate"]) > 1e-6 * s["rate"]:
         raise ProtocolError(f"{frames.model}: frames at {float(frames.rate):g} Hz for --rate {s['rate']:g}")
-    if list(frames.stimulus_ids) != dataset.stimulus_ids:
-        raise ProtocolError("frames and responses are not in the same stimulus order (align by name first)")
     lags = engine.lag_bins(s["lags"], s["rate"])
     responses = dataset.mean_time_courses()
     result = engine.run_trf(engine.FrameLayers(frames), frames.bin_times, responses,

@@ -131,3 +131,37 @@ def write_trf_results(folder: Path) -> Path:
     unique = list({json.dumps(r, sort_keys=True): r for r in records}.values())
     Results(unique, detail=merge_details(details), provenance={"protocol": "trf"}).save(folder)
     return folder
+
+
+def browse(html: Path, selector: str = "figure.report-figure", screenshot: Path | None = None
+           ) -> tuple[list[dict], list[str]]:
+    """Open a report page in Debian chromium (the test is skipped where it or playwright is missing); return the
+    figures matched by ``selector`` (id, decoded, size, display, visibility; each scrolled to and checked visible)
+    and the console errors and warnings."""
+    import pytest
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    messages: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: messages.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
+        page.on("requestfailed", lambda r: messages.append(f"requestfailed: {r.url}"))
+        page.goto(html.as_uri(), wait_until="load")
+        figures = page.evaluate("""(selector) => Array.from(document.querySelectorAll(selector)).map(f => {
+            const img = f.querySelector('img'); const box = img.getBoundingClientRect();
+            return {id: f.id, complete: img.complete, natural: img.naturalWidth, width: box.width,
+                    height: box.height, display: getComputedStyle(img).display,
+                    visibility: getComputedStyle(img).visibility};
+        })""", selector)
+        for figure in figures:
+            page.locator(f"#{figure['id']} img").scroll_into_view_if_needed()
+            assert page.locator(f"#{figure['id']} img").is_visible(), figure
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return figures, messages

@@ -10,7 +10,7 @@ import xarray as xr
 
 from brainlike.report import load_results, make_report
 from brainlike.report.time_figures import model_layers, time_figures
-from report_fixtures import TRF_MODELS, write_trf_results
+from report_fixtures import TRF_MODELS, browse, write_trf_results
 
 TIME_FIGURES = {"time-curves-toy-ecog-whisper-base", "time-lags-toy-ecog-whisper-base",
                 "time-curves-toy-ecog-melspec-random", "time-lags-toy-ecog-melspec-random", "time-latency-toy-ecog",
@@ -49,29 +49,8 @@ def test_time_section_draws_the_detail(trf_dir):
 @pytest.mark.browser
 def test_time_section_in_headless_chromium(trf_dir, tmp_path):
     """The time section's figures are present, decoded and visible in Debian chromium, without console errors."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     report = make_report(trf_dir, out=tmp_path / "report")
-    messages: list[str] = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: messages.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
-        page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
-        page.goto(report.html.as_uri(), wait_until="load")
-        assert page.locator("section#time h2").inner_text() == "Time-resolved alignment"
-        assert page.locator("nav a[href='#time']").count() == 1
-        figures = page.evaluate("""() => Array.from(document.querySelectorAll('section#time figure')).map(f => {
-            const img = f.querySelector('img'); const box = img.getBoundingClientRect();
-            return {id: f.id, complete: img.complete, natural: img.naturalWidth, width: box.width,
-                    height: box.height};
-        })""")
-        for figure in figures:
-            page.locator(f"#{figure['id']} img").scroll_into_view_if_needed()
-            assert page.locator(f"#{figure['id']} img").is_visible(), figure
-        browser.close()
+    figures, messages = browse(report.html, selector="section#time figure")
     assert messages == []
     assert {f["id"] for f in figures} == {f"fig-{slug}" for slug in TIME_FIGURES}
     for figure in figures:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from brainlike.align.pepino2025 import check_folds
 from brainlike.align.ridge import NULL_TOLERANCE
 from brainlike.errors import ProtocolError
 
@@ -148,18 +149,6 @@ class FrameLayers(Sequence):
         layer = self.frames.layers[i]
         arrays = self.frames.arrays
         return arrays.open(layer) if hasattr(arrays, "open") else np.asarray(arrays[layer])
-
-
-def check_folds(folds: np.ndarray, n_stimuli: int) -> np.ndarray:
-    folds = np.asarray(folds)
-    if folds.shape != (n_stimuli,):
-        raise ProtocolError(f"{len(folds)} fold labels for {n_stimuli} stimuli")
-    values, counts = np.unique(folds, return_counts=True)
-    if len(values) < 3:
-        raise ProtocolError(f"trf needs at least 3 folds (outer + leave-one-fold-out inner); got {len(values)}")
-    if counts.min() < 2:
-        raise ProtocolError(f"fold {values[np.argmin(counts)]} has {counts.min()} stimulus; every fold needs >= 2")
-    return folds
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -283,7 +272,7 @@ def run_trf(features: Sequence[Any], frame_times: np.ndarray, responses: np.ndar
     n_stimuli, n_bins, n_targets = responses.shape
     if not np.all(np.isfinite(responses)):
         raise ProtocolError("responses contain NaN or Inf")
-    folds = check_folds(folds, n_stimuli)
+    folds = check_folds(folds, n_stimuli, "trf")
     lags = np.asarray(lags, dtype=int)
     if len(times) != n_bins:
         raise ProtocolError(f"{len(times)} bin times for {n_bins} response bins")

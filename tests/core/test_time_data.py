@@ -83,6 +83,15 @@ def test_nan_bin_is_an_error_but_a_missing_repetition_is_not():
         _timed(values, np.arange(5) / 10.0)
 
 
+def test_unknown_stimulus_names_are_said_and_missing_ones_are_errors(caplog):
+    data = _timed(np.random.default_rng(11).standard_normal((6, 4, 2)), np.arange(4) / 10.0)
+    with caplog.at_level("WARNING"):
+        aligned = data.align_to(STIMULI[:4])
+    assert aligned.stimulus_ids == STIMULI[:4] and "2 stimulus name(s) not in the stimulus set" in caplog.text
+    with pytest.raises(DataError, match="no responses for 1 stimulus name"):
+        data.align_to(STIMULI + ["stim99_other"])
+
+
 def test_window_parsing_and_empty_windows():
     assert parse_window("0:2") == (0.0, 2.0) and parse_window("-0.1:0.5") == (-0.1, 0.5)
     for bad in ("2", "a:b", "2:1", "1:1"):
@@ -272,6 +281,19 @@ def test_every_ecog_file_is_fetchable_from_the_pinned_commit():
 # ---------------------------------------------------------------------------------------------- scoring
 
 
+def test_time_averaged_view_of_a_time_resolved_dataset():
+    from brainlike.api import _time_averaged
+
+    data = _timed(np.random.default_rng(10).standard_normal((6, 75, 2)), np.arange(75) / 25.0)
+    averaged, keys = _time_averaged(data, None, time_resolved_protocol=False)
+    assert keys == {"window": "0:2"} and averaged.attrs["time_bins_averaged"] == 50
+    averaged, keys = _time_averaged(data, "1:2.5", time_resolved_protocol=False)
+    assert keys == {"window": "1:2.5"} and averaged.attrs["time_bins_averaged"] == 38
+    same, keys = _time_averaged(data, None, time_resolved_protocol=True)
+    assert same is data and keys == {}
+
+
+@pytest.mark.slow
 def test_score_time_resolved_dataset_under_time_averaged_protocols(ecog_root, tmp_path):
     run = subprocess.run([sys.executable, "-m", "brainlike", "-q", "score", "random-features", "--dataset",
                           "ecog-nh2022-hypothesis", "--json", "--window", "0.5:1.5"], capture_output=True, text=True)

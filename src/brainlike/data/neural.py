@@ -223,6 +223,10 @@ class NeuralDataset:
                             f"e.g. {missing[:3]} (stimulus names must match)")
         if len(set(stimulus_ids)) != len(stimulus_ids):
             raise DataError("stimulus set has duplicated stimulus IDs")
+        unknown = sorted(have - set(stimulus_ids))
+        if unknown:
+            log.warning("%s: responses for %d stimulus name(s) not in the stimulus set are left out, e.g. %s",
+                        self.name, len(unknown), unknown[:3])
         aligned = self.responses.sel(stimulus=list(stimulus_ids))
         return NeuralDataset(self.name, aligned, self.kind, dict(self.checksums), self.synthetic, dict(self.attrs))
 

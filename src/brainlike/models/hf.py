@@ -280,21 +280,51 @@ class HFAudioModel(TorchAudioModel):
 
     # -- frames -----------------------------------------------------------------------------------------------------
     def forward_padded(self, waveforms: np.ndarray, sound: slice) -> dict[str, Any]:
-        """Sounds in silence; a feature extractor's per-clip normalisation (``do_normalize``: zero mean, unit
-        variance) is computed on the sound alone, and the silence stays 0."""
-        if not getattr(self.extractor, "do_normalize", False) or self.kind != "ssl":
+        """Sounds in silence, every per-clip normalisation computed on the sound alone: the feature extractor's
+        ``do_normalize`` (zero mean, unit variance; the silence stays 0) and, for ``feat_extract_norm = "group"``
+        encoders (wav2vec2 base, HuBERT base...), the GroupNorm over time of the first convolution, whose statistics
+        come from the frames that lie within the sound."""
+        if self.kind != "ssl":
             return self.forward(waveforms)
-        x = np.asarray(waveforms, dtype=np.float64)
-        part = x[:, sound]
-        mean = part.mean(axis=1, keepdims=True)
-        scale = np.sqrt(part.var(axis=1, keepdims=True) + 1e-7)  # as Wav2Vec2FeatureExtractor
-        normalised = np.zeros_like(x)
-        normalised[:, sound] = (part - mean) / scale
+        normalise = bool(getattr(self.extractor, "do_normalize", False))
+        x = np.asarray(waveforms, dtype=np.float32)
+        if normalise:
+            part = x[:, sound].astype(np.float64)
+            scale = np.sqrt(part.var(axis=1, keepdims=True) + 1e-7)  # as Wav2Vec2FeatureExtractor
+            x = np.zeros_like(x)
+            x[:, sound] = (part - part.mean(axis=1, keepdims=True)) / scale
+        hook = self._sound_group_norm(sound)
         self.extractor.do_normalize = False
         try:
-            return self.forward(normalised.astype(np.float32))
+            return self.forward(x)
         finally:
-            self.extractor.do_normalize = True
+            self.extractor.do_normalize = normalise
+            if hook is not None:
+                hook.remove()
+
+    def _sound_group_norm(self, sound: slice) -> Any:
+        """A forward hook making the first conv layer's per-channel GroupNorm use the sound's frames only."""
+        import torch
+
+        if getattr(self.module.config, "feat_extract_norm", None) != "group":
+            return None
+        norm = self.module.feature_extractor.conv_layers[0].layer_norm
+        if norm.num_groups != norm.num_channels:
+            raise ModelError(f"{self.name}: GroupNorm with {norm.num_groups} groups for {norm.num_channels} channels "
+                             "is not supported for frames")
+        kernel, stride = int(self.module.config.conv_kernel[0]), int(self.module.config.conv_stride[0])
+        first = -(-int(sound.start) // stride)
+        last = (int(sound.stop) - kernel) // stride + 1  # frames whose whole window lies in the sound
+
+        def hook(module: Any, inputs: Any, output: Any) -> Any:
+            x = inputs[0]
+            part = x[..., first:max(last, first + 1)]
+            mean = part.mean(dim=-1, keepdim=True)
+            var = part.var(dim=-1, unbiased=False, keepdim=True)
+            normed = (x - mean) / torch.sqrt(var + module.eps)
+            return normed * module.weight[None, :, None] + module.bias[None, :, None]
+
+        return norm.register_forward_hook(hook)
 
     def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
         """ssl: the convolutional encoder's receptive-field centres (no padding; wav2vec2 base: 400 samples every

@@ -417,19 +417,20 @@ class _LayerFits:
         mean, scale, components = self.basis(train, excluded)
         d_train = self.design(train, mean, scale, components)
         y = plan.responses[train] - plan.mean_course(train)
-        y = b.asarray(y.reshape(-1, y.shape[-1]))
+        y = y.reshape(-1, y.shape[-1])
+        # the intercept in float64 on the host: deviations have mean ~1e-17 there, ~1e-8 in float32, and a
+        # per-fold offset of that size would blur the pooled correlation of strongly shrunk (large-alpha) predictions
+        y_mean = y.mean(0)
         x_mean = d_train.mean(0)
         d_train = d_train - x_mean
-        y_mean = y.mean(0)
-        weights, form = ridge_weights(d_train, y - y_mean, alphas, b, self.form)
+        weights, form = ridge_weights(d_train, b.asarray(y - y_mean), alphas, b, self.form)
         self.forms.add(form)
         n_alpha, n_targets = len(alphas), y.shape[1]
         flat = weights.reshape(weights.shape[0], -1)
         outputs = []
         for test in tests:
             d_test = self.design(test, mean, scale, components) - x_mean
-            preds = (d_test @ flat).reshape(d_test.shape[0], n_alpha, n_targets) + y_mean
-            preds = b.to_numpy(preds).astype(np.float64).reshape(len(test), -1, n_alpha, n_targets)
+            preds = b.to_numpy(d_test @ flat).astype(np.float64).reshape(len(test), -1, n_alpha, n_targets) + y_mean
             outputs.append(np.moveaxis(preds, 2, 0))
         width = weights.shape[0] // len(self.lags)
         profile = weights.reshape(len(self.lags), width, n_alpha, n_targets)
@@ -633,9 +634,11 @@ def ridge_weights(design, targets, alphas: np.ndarray, backend, form: str = "aut
     values, vectors = _eigh(gram, b)
     host = b.to_numpy(values).astype(np.float64)
     eps = np.finfo(np.float32 if "32" in str(b.dtype) else np.float64).eps
-    keep = host > NULL_TOLERANCE * math.sqrt(len(host)) * eps * max(host.max(), 0.0)
-    vectors = vectors[:, _index(b, np.flatnonzero(keep))]
-    factors = b.asarray(1.0 / (host[keep][:, None] + alphas[None, :]))  # (r, n_alpha), float64 on the host
+    # Eigenvalues within rounding of zero (the centring direction, rank deficiency; negative ones) are set to 0
+    # rather than dropped: a truly null direction contributes nothing either way (u^T X^T y = 0), but dropping the
+    # smallest real ones would change large-alpha predictions, where every direction is shrunk alike.
+    host = np.where(host > NULL_TOLERANCE * eps * max(host.max(), 0.0), host, 0.0)
+    factors = b.asarray(1.0 / (host[:, None] + alphas[None, :]))  # (p or n, n_alpha), float64 on the host
     if form == "primal":
         projected = vectors.T @ (design.T @ targets)  # (r, t)
         weights = vectors @ (factors[:, :, None] * projected[:, None, :]).reshape(len(factors), -1)

@@ -170,3 +170,32 @@ def test_bad_inputs_one_line_errors():
         trf.parse_lags("0.5:0")
     assert trf.lag_bins(trf.parse_lags("0:0.5"), 25.0).tolist() == list(range(13))
     assert trf.lag_bins(trf.parse_lags("-0.1:0.5"), 25.0).tolist() == list(range(-2, 13))
+
+
+def test_time_resolved_rsa_matches_scipy():
+    """rho(b) = Spearman between the upper triangles of the per-bin RDMs (1 - Pearson of z-scored features),
+    computed independently with scipy; the time-averaged RDM variant; NaN where every sound gives the same
+    pattern."""
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr, zscore
+
+    from brainlike.align.rsa_time import time_resolved_rsa
+
+    problem = synthetic_problem(n_stimuli=20, n_features=6, n_layers=2, n_targets=4, n_bins=10, n_post=3, seed=12)
+    rho, averaged = time_resolved_rsa(problem["features"], problem["frame_times"], problem["responses"],
+                                      problem["times"], 25.0, window=(0.0, 0.2))
+
+    def rdm(x):
+        return pdist(zscore(np.asarray(x, dtype=np.float64), axis=0), "correlation")
+
+    for layer in range(2):
+        x = problem["features"][layer]
+        mean_rdm = rdm(x[:, problem["index"][:5]].mean(axis=1))
+        for b, frame in enumerate(problem["index"]):
+            brain = rdm(problem["responses"][:, b])
+            assert rho[layer, b] == pytest.approx(spearmanr(rdm(x[:, frame]), brain)[0], abs=1e-10)
+            assert averaged[layer, b] == pytest.approx(spearmanr(mean_rdm, brain)[0], abs=1e-10)
+    silent = [np.concatenate([x[:, :-3], np.repeat(x[:1, -3:], 20, axis=0)], axis=1) for x in problem["features"]]
+    rho, _ = time_resolved_rsa(silent, problem["frame_times"], problem["responses"], problem["times"], 25.0,
+                               window=(0.0, 0.2))
+    assert np.isnan(rho[:, -3:]).all() and np.isfinite(rho[:, :-3]).all()

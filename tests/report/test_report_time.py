@@ -12,7 +12,7 @@ from brainlike.report import load_results, make_report
 from brainlike.report.time_figures import model_layers, time_figures
 from report_fixtures import TRF_MODELS, browse, write_trf_results
 
-TIME_FIGURES = {"time-curves-toy-ecog-whisper-base", "time-lags-toy-ecog-whisper-base",
+TIME_FIGURES = {"time-raw-toy-ecog", "time-curves-toy-ecog-whisper-base", "time-lags-toy-ecog-whisper-base",
                 "time-curves-toy-ecog-melspec-random", "time-lags-toy-ecog-melspec-random", "time-latency-toy-ecog",
                 "time-rsa-toy-ecog"}
 

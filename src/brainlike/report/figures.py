@@ -88,6 +88,12 @@ def per_target(records: pd.DataFrame) -> pd.DataFrame:
     return records[keep]
 
 
+def without_baselines(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of fitted models only: baseline rows (``selection: none``, e.g. trf's mean time course, whose ``score``
+    is 0 by construction) are drawn in the time section against ``score_raw`` instead."""
+    return frame[frame["selection"] != "none"] if not frame.empty else frame
+
+
 def _with_panel(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     protocols = frame["protocol"].nunique()
@@ -116,7 +122,7 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def ranking_figures(results: Results) -> list[ReportFigure]:
     """Per dataset: models ranked by their aggregate score, one panel per metric/selection, with error bars."""
-    rows = aggregates(results.records)
+    rows = without_baselines(aggregates(results.records))
     figures = []
     for dataset, frame in (_with_panel(rows).groupby("dataset", sort=False) if not rows.empty else []):
         panels = list(dict.fromkeys(frame["panel"]))
@@ -359,7 +365,7 @@ def heatmap_figures(results: Results) -> list[ReportFigure]:
 
 
 def _target_heatmaps(records: pd.DataFrame) -> list[ReportFigure]:
-    rows = per_target(records)
+    rows = without_baselines(per_target(records))
     if rows.empty:
         return []
     rows = _with_panel(rows[_column(rows, "roi").isna() & _column(rows, "subject").isna()])

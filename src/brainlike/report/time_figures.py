@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from brainlike.report.figures import COLOURS, CONTROL, ReportFigure, _new_figure, _slug, is_control
+from brainlike.report.figures import COLOURS, CONTROL, ReportFigure, _new_figure, _slug, aggregates, is_control
 from brainlike.report.results import ReportData
 
 SECTION = "time"
@@ -26,7 +26,7 @@ def time_details(results: ReportData) -> list[Any]:
 
 def time_figures(results: ReportData) -> list[ReportFigure]:
     """Every time-section figure the results support (none without time-resolved results)."""
-    figures = []
+    figures = _raw_figures(results)
     for detail in time_details(results):
         dataset = str(detail.attrs.get("dataset", ""))
         models = [str(m) for m in detail["model"].values]
@@ -177,3 +177,36 @@ def _rsa_figure(detail: Any, models: list[str], dataset: str) -> ReportFigure:
                "each bin (pattern over targets); dotted: the layer's time-averaged RDM (0-2 s) against the same "
                "neural RDMs. Each model's best layer (highest mean rho).")
     return ReportFigure(_slug("time-rsa", dataset), SECTION, f"Time-resolved RSA: {dataset}", caption, figure)
+
+
+def _raw_figures(results: ReportData) -> list[ReportFigure]:
+    """Per dataset: each model's R2 of deviations from the mean time course and of raw time courses, beside the
+    mean time course alone (records of protocol trf, target all)."""
+    rows = aggregates(results.records)
+    if rows.empty or "score_raw" not in rows:
+        return []
+    rows = rows[(rows["protocol"] == "trf") & (rows["metric"] == "regression")]
+    figures = []
+    for dataset, frame in rows.groupby("dataset", sort=False):
+        baseline = frame[frame["selection"] == "none"]["score_raw"]
+        models = frame[frame["selection"] != "none"].sort_values("score")
+        if models.empty:
+            continue
+        figure = _new_figure(7.5, 0.28 * len(models) + 1.4)
+        ax = figure.subplots()
+        y = np.arange(len(models))
+        colours = [CONTROL if is_control(m) else COLOURS[0] for m in models["model"]]
+        ax.barh(y + 0.2, models["score"], height=0.4, color=colours, label="deviations from the mean time course")
+        ax.barh(y - 0.2, models["score_raw"], height=0.4, color=colours, alpha=0.45, label="raw time courses")
+        if len(baseline):
+            ax.axvline(float(baseline.iloc[0]), color=COLOURS[1], linestyle="--", linewidth=1,
+                       label="mean time course alone (raw)")
+        ax.set_yticks(y, models["model"], fontsize=7)
+        ax.set_xlabel("R2, median over targets")
+        ax.legend(fontsize=7, frameon=False, loc="lower right")
+        caption = (f"{dataset}, protocol trf: out-of-fold R2 of each model's predicted deviations from the training "
+                   "sounds' mean time course (the headline score), of its raw predictions (prediction + mean time "
+                   "course), and of the mean time course alone (dashed).")
+        figures.append(ReportFigure(_slug("time-raw", dataset), SECTION, f"Beyond the mean time course: {dataset}",
+                                    caption, figure))
+    return figures

@@ -21,6 +21,10 @@ of the 12 zoo models twice, their real widths: the full zoo + twins, engine only
     python benchmarks/bench_trf.py --data synthetic --size whisper --device cuda
     python benchmarks/bench_trf.py --data synthetic --size zoo --device cuda --no-literal --no-float64
 
+Times are CPU seconds of the process (``time.process_time``, one thread by default: ``--threads``), which other jobs
+on a shared machine do not inflate; wall seconds are printed beside them (``*_wall_s``). With ``--device cuda`` the
+engine's seconds are wall seconds (after a synchronize).
+
 Prints one JSON object.
 """
 
@@ -114,12 +118,20 @@ def main() -> None:
     parser.add_argument("--size", choices=list(SIZES), default="whisper", help="--data synthetic: problem size")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--pca", type=int, default=128)
-    parser.add_argument("--subset-layers", type=int, default=2)
-    parser.add_argument("--subset-targets", type=int, default=2)
-    parser.add_argument("--subset-alphas", type=int, default=3)
+    parser.add_argument("--subset-layers", type=int, default=1)
+    parser.add_argument("--subset-targets", type=int, default=1)
+    parser.add_argument("--subset-alphas", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads of torch and the BLAS (default 1: CPU seconds then measure work, whatever "
+                             "else the machine runs)")
     parser.add_argument("--no-literal", action="store_true", help="skip the literal loop (zoo size)")
     parser.add_argument("--no-float64", action="store_true", help="skip the numpy float64 engine run")
     args = parser.parse_args()
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
 
     from brainlike.align.backend import NumpyBackend, TorchBackend
     from brainlike.align.trf import ALPHAS, lag_bins, parse_lags, run_trf
@@ -133,7 +145,10 @@ def main() -> None:
     out = {"data": args.data, "model": args.model if args.data == "real" else None,
            "size": args.size if args.data == "synthetic" else None, "device": args.device, "pca": args.pca,
            "layers": len(names), "targets": responses.shape[2], "alphas": len(ALPHAS), "lags": len(lags),
-           "cpu_count": os.cpu_count(), "load_average": os.getloadavg(), "machine": platform.machine()}
+           "threads": args.threads, "cpu_count": os.cpu_count(), "load_average_start": os.getloadavg(),
+           "machine": platform.machine(), "versions": versions(),
+           "times": "CPU seconds of this process (time.process_time) and wall seconds (_wall_s); ratios from CPU "
+                    "seconds, which a loaded machine does not inflate"}
     if args.device.startswith("cuda"):
         import torch
 
@@ -141,19 +156,22 @@ def main() -> None:
 
     def engine(backend, features=layers, targets=None, alphas=ALPHAS):
         y = responses if targets is None else responses[..., targets]
-        start = time.perf_counter()
+        start, wall = time.process_time(), time.perf_counter()
         result = run_trf(features, frame_times, y, times, folds, lags=lags, rate=25.0, pca=args.pca, alphas=alphas,
                          backend=backend, layers=names[:len(features)])
         if backend.name == "torch" and str(backend.device).startswith("cuda"):
             backend.torch.cuda.synchronize()
-        return time.perf_counter() - start, result
+        seconds = time.perf_counter() - wall if args.device.startswith("cuda") else time.process_time() - start
+        return seconds, result, time.perf_counter() - wall
 
-    single, result32 = engine(TorchBackend(args.device))
+    single, result32, wall = engine(TorchBackend(args.device))
     out["engine_float32_s"] = round(single, 2)
+    out["engine_float32_wall_s"] = round(wall, 2)
     out["median_score_float32"] = float(np.median(result32.scores))
     if not args.no_float64:
-        double, result64 = engine(NumpyBackend())
+        double, result64, wall = engine(NumpyBackend())
         out["engine_float64_s"] = round(double, 2)
+        out["engine_float64_wall_s"] = round(wall, 2)
         out["median_score_float64"] = float(np.median(result64.scores))
         out["max_abs_score_diff_float32_float64"] = float(np.abs(result32.scores - result64.scores).max())
         out["same_choices_float32_float64"] = float(np.mean((result32.layer_index == result64.layer_index)
@@ -161,7 +179,16 @@ def main() -> None:
     if not args.no_literal:
         out.update(literal_comparison(args, layers, frame_times, responses, times, folds, lags, engine,
                                       out.get("engine_float64_s", out["engine_float32_s"])))
+    out["load_average_end"] = os.getloadavg()
     print(json.dumps(out, indent=1))
+
+
+def versions() -> dict:
+    import sklearn
+    import torch
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+            "scikit-learn": sklearn.__version__}
 
 
 def literal_comparison(args, layers, frame_times, responses, times, folds, lags, engine, engine_full_s) -> dict:
@@ -177,11 +204,12 @@ def literal_comparison(args, layers, frame_times, responses, times, folds, lags,
     features = Subset(layers, layer_subset)
     index = response_frames(frame_times, times, 25.0, lags)
     timings: dict = {}
-    start = time.perf_counter()
+    start, wall = time.process_time(), time.perf_counter()
     literal = literal_trf(features, index, responses, folds, lags, args.pca, alpha_subset, targets=target_subset,
-                          timings=timings)
-    literal_s = time.perf_counter() - start
-    subset_s, subset = engine(NumpyBackend(), features=features, targets=target_subset, alphas=alpha_subset)
+                          timings=timings, clock=time.process_time)
+    literal_s, literal_wall = time.process_time() - start, time.perf_counter() - wall
+    subset_s, subset, subset_wall = engine(NumpyBackend(), features=features, targets=target_subset,
+                                           alphas=alpha_subset)
     n_folds = len(np.unique(folds))
     inner_fits = n_folds * (n_folds - 1)
     # the literal loop prepares (scaler, PCA, designs) once per inner fit and layer, and once per outer fold and
@@ -195,6 +223,7 @@ def literal_comparison(args, layers, frame_times, responses, times, folds, lags,
         "subset": {"layers": [int(i) for i in layer_subset], "targets": target_subset,
                    "alphas": [float(a) for a in alpha_subset]},
         "literal_subset_s": round(literal_s, 2), "engine_subset_s": round(subset_s, 2),
+        "literal_subset_wall_s": round(literal_wall, 2), "engine_subset_wall_s": round(subset_wall, 2),
         "subset_ratio": round(literal_s / subset_s, 1),
         "literal_seconds_per_preparation": timings["prepare"] / prep_subset,
         "literal_seconds_per_ridge_fit": timings["ridge"] / fits_subset,

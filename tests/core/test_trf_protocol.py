@@ -13,6 +13,7 @@ import pytest
 import xarray as xr
 
 import brainlike
+from brainlike.data.neural import load_dataset
 from brainlike.errors import ProtocolError
 
 pytestmark = pytest.mark.usefixtures("data_root")
@@ -67,7 +68,7 @@ def test_detail_holds_curves_nulls_profiles_and_choices(envelope_results):
     low, high = detail["r_time_null_low"].values, detail["r_time_null_high"].values
     assert np.all(low < 0) and np.all(high > 0) and np.all(high < 0.3)
     # the saved predictions reproduce the headline score: pooled deviations from the training mean course
-    responses = brainlike.data.neural.load_dataset("ecog-nh2022").mean_time_courses()
+    responses = load_dataset("ecog-nh2022").mean_time_courses()
     pred = detail["predictions"].values[0]
     obs = responses - detail["mean_course"].values[0]
     r = [np.corrcoef(pred[..., t].ravel(), obs[..., t].ravel())[0, 1] for t in range(15)]
@@ -101,16 +102,18 @@ def test_time_averaged_dataset_refused():
         brainlike.score("envelope", dataset="nh2015-components", protocol="trf", progress=False)
 
 
-def test_finer_dataset_is_averaged_to_rate(tmp_path):
+def test_finer_dataset_is_averaged_to_rate(tmp_path, caplog):
     """A bring-your-own dataset at 50 Hz under --rate 25: averaged into 25 Hz bins (said so) and scored."""
-    ecog = brainlike.data.neural.load_dataset("ecog-nh2022")
+    ecog = load_dataset("ecog-nh2022")
     fine = np.repeat(ecog.mean_time_courses()[:, :, :2], 2, axis=1)  # each 25 Hz bin as two 50 Hz bins
     path = tmp_path / "fine.nc"
     xr.DataArray(fine[..., None], dims=("stimulus", "time", "target", "repetition"),
                  coords={"stimulus": ecog.stimulus_ids, "time": np.arange(150) / 50.0, "target": ["a", "b"],
                          "repetition": [0]}).to_dataset(name="responses").to_netcdf(path)
-    coarse = brainlike.score("envelope", dataset=str(path), protocol="trf", progress=False, metric="regression",
-                             options={"pca": 0})
+    with caplog.at_level("WARNING"):
+        coarse = brainlike.score("envelope", dataset=str(path), protocol="trf", progress=False, metric="regression",
+                                 options={"pca": 0})
+    assert any("50 Hz responses averaged into 25 Hz bins" in m for m in caplog.messages), caplog.messages
     reference = brainlike.score("envelope", dataset="ecog-nh2022", protocol="trf", progress=False,
                                 metric="regression", options={"pca": 0})
     scores = {r["target"]: r["score"] for r in coarse if r["model"] == "envelope"}

@@ -82,8 +82,8 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     metric : {"all", "regression", "rsa"}
         What to compute; ``all`` gives both.
     protocol : str
-        A registered regression protocol (``pepino2025``, ``tuckute2023``; ``brainlike protocols`` lists them).
-        RSA records carry it as a label.
+        A registered regression protocol (``pepino2025``, ``tuckute2023``, the time-resolved ``trf``; ``brainlike
+        protocols`` lists them). RSA records carry it as a label; under ``trf`` RSA is time-resolved.
     out : path-like, optional
         Also write the results folder here (``records.jsonl/.csv/.parquet``, ``detail.nc``, ``provenance.json``).
     device : {"cpu", "cuda"}
@@ -99,7 +99,8 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     permutations : int
         pepino2025: label permutations for a null distribution and p-value of the aggregate.
     options : dict, optional
-        Further protocol options (each protocol documents its own).
+        Further protocol options (each protocol documents its own; ``trf``: ``lags`` ("0:0.5" s), ``rate`` (Hz),
+        ``pca`` (components, 0 = off)).
     window : (float, float) or str, optional
         Time-resolved dataset under a time-averaged protocol (pepino2025, tuckute2023, RSA): responses are averaged
         over the bins starting in [start, stop) seconds from onset; default (0, 2) (``"0:2"``). Records carry

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -81,8 +82,8 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     metric : {"all", "regression", "rsa"}
         What to compute; ``all`` gives both.
     protocol : str
-        A registered regression protocol (``pepino2025``, ``tuckute2023``; ``brainlike protocols`` lists them).
-        RSA records carry it as a label.
+        A registered regression protocol (``pepino2025``, ``tuckute2023``, the time-resolved ``trf``; ``brainlike
+        protocols`` lists them). RSA records carry it as a label; under ``trf`` RSA is time-resolved.
     out : path-like, optional
         Also write the results folder here (``records.jsonl/.csv/.parquet``, ``detail.nc``, ``provenance.json``).
     device : {"cpu", "cuda"}
@@ -98,7 +99,8 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     permutations : int
         pepino2025: label permutations for a null distribution and p-value of the aggregate.
     options : dict, optional
-        Further protocol options (each protocol documents its own).
+        Further protocol options (each protocol documents its own; ``trf``: ``lags`` ("0:0.5" s), ``rate`` (Hz),
+        ``pca`` (components, 0 = off)).
     window : (float, float) or str, optional
         Time-resolved dataset under a time-averaged protocol (pepino2025, tuckute2023, RSA): responses are averaged
         over the bins starting in [start, stop) seconds from onset; default (0, 2) (``"0:2"``). Records carry
@@ -146,7 +148,17 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     records: list[dict] = []
     details = []
     model_info = {}
+    if spec.time_resolved:
+        _check_time_resolved(spec, neural, loaded)
+        if window is not None:  # the window of the time-averaged score (e) and of the time-averaged RDMs
+            options["window"] = window
     for model in loaded:
+        if spec.time_resolved:
+            rows, detail, model_info[model.name] = _score_frames(model, stimuli, neural, spec, metrics, options,
+                                                                 device, backend, cache, progress)
+            records += rows
+            details.append(detail)
+            continue
         activations = extract_activations(model, stimuli, cache=cache, progress_bar=progress)
         model_info[model.name] = activations.info
         if "regression" in metrics:
@@ -169,10 +181,48 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
         **window_keys,
         "data_checksums": {"stimuli": stimuli.checksum, **neural.checksums}, "models": model_info,
     }
+    records = list({json.dumps(r, sort_keys=True, default=str): r for r in records}.values())  # shared rows once
     results = Results(records, detail=merge_details(details), provenance=provenance)
     if out is not None:
         results.save(out)
     return results
+
+
+def _check_time_resolved(spec, neural, models) -> None:
+    """Before any work: a time-resolved protocol needs time-resolved responses and models with a time axis."""
+    from brainlike.errors import ProtocolError
+
+    if not getattr(neural, "time_resolved", False):
+        raise ProtocolError(f"protocol {spec.name} needs a time-resolved dataset; {neural.name} has no time axis")
+    for model in models:
+        if not getattr(model, "time_resolved", True):
+            raise ProtocolError(f"{model.name} has no time axis (time-averaged features): protocol {spec.name} "
+                                "needs frame-level activations; score it with pepino2025 or tuckute2023")
+
+
+def _score_frames(model, stimuli, neural, spec, metrics, options, device, backend, cache, progress):
+    """Records, detail and provenance of one model under a time-resolved protocol (frame-level activations)."""
+    import xarray as xr
+
+    from brainlike.align.rsa_time import rsa_time_records
+    from brainlike.align.score import regression
+    from brainlike.align.trf import at_rate, parse_lags
+    from brainlike.extract.frames import extract_frames
+
+    request = spec.frame_request(options, neural)
+    frames = extract_frames(model, stimuli, cache=cache, progress=progress, **request)
+    records, parts = [], []
+    if "regression" in metrics:
+        rows, detail = regression(frames, neural, stimuli.folds, spec.name, device, backend, SEED, options=options,
+                                  frames=frames, categories=list(stimuli.categories))
+        records += rows
+        parts.append(detail)
+    if "rsa" in metrics:
+        rows, detail = rsa_time_records(frames, at_rate(neural, request["rate"]), rate=request["rate"],
+                                        window=parse_lags(spec.parameters(options)["window"]), protocol=spec.name)
+        records += rows
+        parts.append(detail.expand_dims(model=[frames.model]))
+    return records, xr.merge(parts, combine_attrs="override"), frames.info
 
 
 def _ceilings_for_normalising(neural, method: str | None, protocol: str, metrics: list[str]):

@@ -85,3 +85,83 @@ def write_results(folder: Path, *, downstream: bool = True) -> Path:
     return folder
 
 
+
+
+TRF_MODELS = {"whisper-base": True, "melspec@random": False}  # model -> whether its frames drive the responses
+
+
+def write_trf_results(folder: Path) -> Path:
+    """A time-resolved results folder made by the real trf protocol and time-resolved RSA on synthetic frames
+    (a planted lag filter on one model's first layer; the other model is noise) and a synthetic dataset."""
+    import sys
+
+    import xarray as xr
+
+    from brainlike.align.rsa_time import rsa_time_records
+    from brainlike.align.score import regression
+    from brainlike.data.neural import NeuralDataset
+    from brainlike.extract.frames import FrameActivations
+    from brainlike.results import Results, merge_details
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+    from trf_literal import synthetic_problem
+
+    records, details = [], []
+    dataset = None
+    for seed, (model, drives) in enumerate(TRF_MODELS.items()):
+        problem = synthetic_problem(n_stimuli=40, n_features=6, n_layers=3, n_targets=3, seed=11)
+        if not drives:  # another model's frames: unrelated to the responses
+            problem["features"] = synthetic_problem(n_stimuli=40, n_features=6, n_layers=3, seed=12 + seed)["features"]
+        ids = [f"stim{i}" for i in range(40)]
+        if dataset is None:
+            dataset = NeuralDataset("toy-ecog", xr.DataArray(
+                problem["responses"][..., None], dims=("stimulus", "time", "target", "repetition"),
+                coords={"stimulus": ids, "time": problem["times"], "target": ["c01", "c02", "c03"],
+                        "repetition": [0]}), kind="components")
+        layers = ["conv", "block1", "block2"]
+        frames = FrameActivations(model, layers, dict(zip(layers, problem["features"])), problem["frame_times"],
+                                  25.0, ids, causal=drives, key="synthetic",
+                                  info={"causal_layers": {layer: drives for layer in layers}})
+        rows, detail = regression(frames, dataset, problem["folds"], "trf", frames=frames,
+                                  categories=["speech" if i % 2 else "music" for i in range(40)],
+                                  options={"lags": "0:0.2", "pca": 0})
+        rsa_rows, rsa_detail = rsa_time_records(frames, dataset, rate=25.0, window=(0.0, 0.64))
+        records += rows + rsa_rows
+        details.append(xr.merge([detail, rsa_detail.expand_dims(model=[model])], combine_attrs="override"))
+    unique = list({json.dumps(r, sort_keys=True): r for r in records}.values())
+    Results(unique, detail=merge_details(details), provenance={"protocol": "trf"}).save(folder)
+    return folder
+
+
+def browse(html: Path, selector: str = "figure.report-figure", screenshot: Path | None = None
+           ) -> tuple[list[dict], list[str]]:
+    """Open a report page in Debian chromium (the test is skipped where it or playwright is missing); return the
+    figures matched by ``selector`` (id, decoded, size, display, visibility; each scrolled to and checked visible)
+    and the console errors and warnings."""
+    import pytest
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    messages: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: messages.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
+        page.on("requestfailed", lambda r: messages.append(f"requestfailed: {r.url}"))
+        page.goto(html.as_uri(), wait_until="load")
+        figures = page.evaluate("""(selector) => Array.from(document.querySelectorAll(selector)).map(f => {
+            const img = f.querySelector('img'); const box = img.getBoundingClientRect();
+            return {id: f.id, complete: img.complete, natural: img.naturalWidth, width: box.width,
+                    height: box.height, display: getComputedStyle(img).display,
+                    visibility: getComputedStyle(img).visibility};
+        })""", selector)
+        for figure in figures:
+            page.locator(f"#{figure['id']} img").scroll_into_view_if_needed()
+            assert page.locator(f"#{figure['id']} img").is_visible(), figure
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return figures, messages

@@ -17,7 +17,7 @@ from brainlike.cli import main
 from brainlike.report import ReportError, load_results, make_report, report_tables
 from brainlike.report.stats import bootstrap_median_ci, correlation, global_downstream
 
-from report_fixtures import DOWNSTREAM, MODELS, R2, RSA, write_results
+from report_fixtures import DOWNSTREAM, MODELS, R2, RSA, browse, write_results
 
 EXPECTED_FIGURES = {
     "ranking-nh2015-components", "ranking-toy-voxels", "layers-nh2015-components-score",
@@ -141,31 +141,9 @@ def test_bad_results_folders(tmp_path, capsys, content, message):
 @pytest.mark.browser
 def test_report_in_headless_chromium(results_dir, tmp_path):
     """The page opens in Debian chromium without console errors; every figure is present, decoded and visible."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     report = make_report(results_dir, out=tmp_path / "report")
-    messages: list[str] = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: messages.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
-        page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
-        page.on("requestfailed", lambda r: messages.append(f"requestfailed: {r.url}"))
-        page.goto(report.html.as_uri(), wait_until="load")
-        figures = page.evaluate("""() => Array.from(document.querySelectorAll('figure.report-figure')).map(f => {
-            const img = f.querySelector('img'); const box = img.getBoundingClientRect();
-            return {id: f.id, complete: img.complete, natural: img.naturalWidth, width: box.width,
-                    height: box.height, display: getComputedStyle(img).display,
-                    visibility: getComputedStyle(img).visibility};
-        })""")
-        for figure in figures:
-            page.locator(f"#{figure['id']} img").scroll_into_view_if_needed()
-            assert page.locator(f"#{figure['id']} img").is_visible(), figure
-        shot = tmp_path / "report.png"
-        page.screenshot(path=str(shot), full_page=True)
-        browser.close()
+    shot = tmp_path / "report.png"
+    figures, messages = browse(report.html, screenshot=shot)
     assert messages == []
     assert {f["id"] for f in figures} == {f"fig-{s}" for s in EXPECTED_FIGURES}
     for figure in figures:

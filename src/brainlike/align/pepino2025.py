@@ -51,13 +51,14 @@ class RegressionResult:
     predictions: np.ndarray
 
 
-def check_folds(folds: np.ndarray, n_stimuli: int) -> np.ndarray:
+def check_folds(folds: np.ndarray, n_stimuli: int, protocol: str = "pepino2025") -> np.ndarray:
+    """Fold labels checked for nested cross-validation: one per stimulus, at least 3 folds of at least 2."""
     folds = np.asarray(folds)
     if folds.shape != (n_stimuli,):
         raise ProtocolError(f"{len(folds)} fold labels for {n_stimuli} stimuli")
     values, counts = np.unique(folds, return_counts=True)
     if len(values) < 3:
-        raise ProtocolError(f"pepino2025 needs at least 3 folds (outer + leave-one-fold-out inner); got {len(values)}")
+        raise ProtocolError(f"{protocol} needs at least 3 folds (outer + leave-one-fold-out inner); got {len(values)}")
     if counts.min() < 2:
         raise ProtocolError(f"fold {values[np.argmin(counts)]} has {counts.min()} stimulus; every fold needs >= 2")
     return folds

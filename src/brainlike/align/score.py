@@ -35,7 +35,8 @@ def check_inputs(activations: Activations, dataset: NeuralDataset) -> None:
 
 def regression(activations: Activations, dataset: NeuralDataset, folds: np.ndarray, protocol: str = "pepino2025",
                device: str = "cpu", backend: str | None = None, seed: int = 0, *,
-               options: dict[str, Any] | None = None, **legacy_options: Any) -> tuple[list[dict], xr.Dataset]:
+               options: dict[str, Any] | None = None, frames: Any = None, categories: list[str] | None = None,
+               **legacy_options: Any) -> tuple[list[dict], xr.Dataset]:
     """Regression records and per-target detail of one model under a registered protocol.
 
     Parameters
@@ -51,6 +52,10 @@ def regression(activations: Activations, dataset: NeuralDataset, folds: np.ndarr
     seed : int
     options : dict, optional
         Protocol options (pepino2025: ``bootstrap``, ``permutations``); ``bootstrap=N`` etc. as keywords also work.
+    frames : FrameActivations, optional
+        Frame-level activations (time-resolved protocols; then ``activations`` may be the same object).
+    categories : list of str, optional
+        Category of each stimulus (per-category curves of time-resolved protocols).
 
     Returns
     -------
@@ -64,8 +69,12 @@ def regression(activations: Activations, dataset: NeuralDataset, folds: np.ndarr
     if unknown:
         raise ProtocolError(f"protocol {protocol!r} takes no option(s) {unknown}"
                             + (f" (it takes {', '.join(spec.options)})" if spec.options else ""))
-    check_inputs(activations, dataset)
-    inputs = RegressionInputs(activations, dataset, np.asarray(folds), get_backend(device, backend), seed, options)
+    if frames is None:
+        check_inputs(activations, dataset)
+    elif list(frames.stimulus_ids) != dataset.stimulus_ids:  # frames are checked finite when extracted
+        raise ProtocolError("frames and responses are not in the same stimulus order (align by name first)")
+    inputs = RegressionInputs(activations, dataset, np.asarray(folds), get_backend(device, backend), seed, options,
+                              frames=frames, categories=categories)
     result = spec.run(inputs)
     records = regression_records(result, model=activations.model, dataset=dataset, layers=activations.layers,
                                  protocol=spec.name, selection=spec.selection)

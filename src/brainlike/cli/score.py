@@ -23,6 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="bootstrap CIs (over stimuli and subjects) for the overall regression score")
     p.add_argument("--permutations", type=int, default=0, metavar="N",
                    help="permutation null (shuffled stimulus labels) for the overall regression score")
+    p.add_argument("--lags", default=None, metavar="A:B",
+                   help="trf: lag window in seconds (default 0:0.5; negative starts allowed, e.g. -0.1:0.5)")
+    p.add_argument("--rate", type=float, default=None, metavar="HZ",
+                   help="trf: bin rate (default 25; finer datasets are averaged into these bins)")
+    p.add_argument("--pca", type=int, default=None, metavar="K",
+                   help="trf: at most K principal components per layer (default 128, 0 = off)")
     p.add_argument("--window", default=None, metavar="A:B",
                    help="time-resolved dataset under a time-averaged protocol: average the bins starting in [A, B) "
                         "seconds from onset (default 0:2)")
@@ -62,12 +68,14 @@ def _score(args: argparse.Namespace) -> int:
     from brainlike.align.ceilings import CeilingWarning
     from brainlike.api import score
 
+    options = {key: value for key, value in (("lags", args.lags), ("rate", args.rate), ("pca", args.pca))
+               if value is not None}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CeilingWarning)
         records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
                         device=args.device, backend=args.backend, cache=not args.no_cache,
                         progress=progress.enabled(), bootstrap=args.bootstrap, permutations=args.permutations,
-                        window=args.window, normalise=args.normalise)
+                        window=args.window, normalise=args.normalise, options=options)
     for warning in caught:
         if issubclass(warning.category, CeilingWarning):
             print(f"brainlike: warning: {warning.message}", file=sys.stderr)

@@ -212,6 +212,34 @@ class LazyLayers(Mapping):
     def __len__(self) -> int:
         return len(self._keys)
 
+    def open(self, layer: str) -> "MappedLayer":
+        """The layer as a read-only array-like over its memory-mapped cache file: nothing is read until indexed,
+        so engines can stream wide layers in feature chunks."""
+        if layer not in self._keys:
+            raise KeyError(layer)
+        data, offset, _ = self._store.paths(self._keys[layer])
+        return MappedLayer(np.load(data, mmap_mode="r", allow_pickle=False),
+                           np.load(offset, allow_pickle=False).astype(np.float32))
+
+
+class MappedLayer:
+    """(n_stimuli, n_bins, features) stored values plus a per-feature offset; indexing (the feature axis by a slice
+    or nothing) returns float32 values."""
+
+    def __init__(self, values: np.ndarray, offset: np.ndarray) -> None:
+        self.values, self.offset = values, offset
+        self.shape, self.ndim, self.dtype = values.shape, values.ndim, np.dtype(np.float32)
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        features = index[2] if len(index) == 3 else slice(None)
+        if not isinstance(features, slice):
+            raise IndexError("MappedLayer: index the feature axis with a slice")
+        return np.add(self.values[index], self.offset[features], dtype=np.float32)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self[:, :, :], dtype=dtype)
+
 
 class _RowWriter:
     """Rows (n_bins, features) of one layer written to a float32 scratch file, then stored as a cache entry."""

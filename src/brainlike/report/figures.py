@@ -38,7 +38,7 @@ class ReportFigure:
     slug : str
         File stem of its PNG and SVG files.
     section : str
-        Report section (``ranking``, ``layers``, ``heatmaps``, ``downstream``, ``checkpoints``).
+        Report section (``ranking``, ``layers``, ``heatmaps``, ``time``, ``downstream``, ``checkpoints``).
     title, caption : str
         Shown above and below the figure.
     figure : matplotlib.figure.Figure
@@ -53,8 +53,11 @@ class ReportFigure:
 
 def all_figures(results: Results) -> list[ReportFigure]:
     """Every figure the results support, in report order."""
+    from brainlike.report.time_figures import time_figures
+
     builders: list[Callable[[Results], list[ReportFigure]]] = [
-        ranking_figures, layer_figures, heatmap_figures, downstream_figures, checkpoint_figures, similarity_figures]
+        ranking_figures, layer_figures, heatmap_figures, time_figures, downstream_figures, checkpoint_figures,
+        similarity_figures]
     return [figure for build in builders for figure in build(results)]
 
 
@@ -96,6 +99,12 @@ def per_target(records: pd.DataFrame) -> pd.DataFrame:
     return records[keep]
 
 
+def without_baselines(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of fitted models only: baseline rows (``selection: none``, e.g. trf's mean time course, whose ``score``
+    is 0 by construction) are drawn in the time section against ``score_raw`` instead."""
+    return frame[frame["selection"] != "none"] if not frame.empty else frame
+
+
 def _with_panel(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     protocols = frame["protocol"].nunique()
@@ -124,7 +133,7 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def ranking_figures(results: Results) -> list[ReportFigure]:
     """Per dataset: models ranked by their aggregate score, one panel per metric/selection, with error bars."""
-    rows = aggregates(results.records)
+    rows = without_baselines(aggregates(results.records))
     figures = []
     for dataset, frame in (_with_panel(rows).groupby("dataset", sort=False) if not rows.empty else []):
         panels = list(dict.fromkeys(frame["panel"]))
@@ -241,7 +250,7 @@ def _profiles_from_detail(detail: Any) -> pd.DataFrame:
         return pd.DataFrame()
     frames = []
     for name, array in detail.data_vars.items():
-        if "layer" not in array.dims or array.dtype.kind != "f":
+        if "layer" not in array.dims or array.dtype.kind != "f" or array.attrs.get("layer_profile") == "no":
             continue
         if "model" not in array.dims and "model" not in detail.attrs:
             continue
@@ -367,7 +376,7 @@ def heatmap_figures(results: Results) -> list[ReportFigure]:
 
 
 def _target_heatmaps(records: pd.DataFrame) -> list[ReportFigure]:
-    rows = per_target(records)
+    rows = without_baselines(per_target(records))
     if rows.empty:
         return []
     rows = _with_panel(rows[_column(rows, "roi").isna() & _column(rows, "subject").isna()])

@@ -18,6 +18,7 @@ SECTIONS = {
     "ranking": "Model ranking",
     "layers": "Layer profiles",
     "heatmaps": "Components and regions",
+    "time": "Time-resolved alignment",
     "downstream": "Brain alignment and downstream performance",
     "checkpoints": "Checkpoint curves",
     "comparisons": "Does A beat B? (paired tests on out-of-fold predictions)",

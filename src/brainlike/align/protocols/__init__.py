@@ -49,6 +49,10 @@ class RegressionInputs:
         Seed of every random draw of the protocol.
     options : dict
         Protocol options given by the user (e.g. ``bootstrap``, ``permutations``); each protocol documents its own.
+    frames : brainlike.extract.frames.FrameActivations, optional
+        Frame-level activations on the dataset's time base (time-resolved protocols).
+    categories : list of str, optional
+        Category of each stimulus (the stimulus set's), for per-category curves.
     """
 
     activations: Any
@@ -57,6 +61,8 @@ class RegressionInputs:
     backend: Any
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    frames: Any = None
+    categories: list[str] | None = None
     _grams: list[np.ndarray] | None = None
 
     @property
@@ -134,6 +140,9 @@ class Protocol:
         True when the protocol needs time-resolved responses and frame-level activations.
     options : tuple of str
         Option names the protocol understands (others are refused with a clear error).
+    frame_request : callable, optional
+        ``frame_request(options, dataset) -> dict`` of :func:`brainlike.extract.frames.extract_frames` keyword
+        arguments (``rate``, ``pre``, ``stop``) for time-resolved protocols.
     """
 
     name: str
@@ -143,6 +152,7 @@ class Protocol:
     description: str
     time_resolved: bool = False
     options: tuple[str, ...] = ()
+    frame_request: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
 
 
 PROTOCOLS: dict[str, Protocol] = {}

@@ -136,10 +136,14 @@ class InnerSearch:
     outer : fold label held out by the outer loop
     backend : NumpyBackend or TorchBackend
     inner_score : {"pooled", "fold-mean-r"}
+    uses : int
+        How often each inner training set is asked for over the outer loop (2 in nested CV: kept for the second
+        request; 1: not kept).
     """
 
     def __init__(self, spectra: SpectrumCache, kernels: Sequence[Hashable], candidate_kernel: np.ndarray,
-                 candidate_alpha: np.ndarray, folds: np.ndarray, outer, backend, inner_score: str = "pooled") -> None:
+                 candidate_alpha: np.ndarray, folds: np.ndarray, outer, backend, inner_score: str = "pooled",
+                 uses: int = 2) -> None:
         if inner_score not in INNER_SCORES:
             raise ValueError(f"unknown inner score {inner_score!r}")
         self.inner_score = inner_score
@@ -149,8 +153,8 @@ class InnerSearch:
         self.candidate_alpha = np.asarray(candidate_alpha, dtype=np.float64)
         train, self.splits = inner_splits(folds, outer)
         # spectra[kernel][split]
-        self.spectra: list[list[Spectrum]] = [[spectra.get(key, train[tr], train[te]) for tr, te in self.splits]
-                                              for key in kernels]
+        self.spectra: list[list[Spectrum]] = [[spectra.get(key, train[tr], train[te], uses=uses)
+                                               for tr, te in self.splits] for key in kernels]
         self.operators = [self._operator(s) for s in range(len(self.splits))]
         self._arrays: dict[tuple[int, int], tuple] = {}
 

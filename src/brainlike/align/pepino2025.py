@@ -104,7 +104,7 @@ def run_pepino2025(grams: list[np.ndarray], responses: np.ndarray, folds: np.nda
     for o, outer in enumerate(fold_values):
         train, test = np.flatnonzero(folds != outer), np.flatnonzero(folds == outer)
         inner = _LayerSearch(spectra, len(grams), alphas, folds, outer, backend, inner_score)
-        outer_spectra = [spectra.get(layer, train, test) for layer in range(len(grams))]
+        outer_spectra = [spectra.get(layer, train, test, uses=1) for layer in range(len(grams))]
         shift = responses[train].mean(axis=0)
         y_train = backend.asarray(responses[train] - shift)
         best_layer, best_alpha = inner.search(y_train, limits, target_batch)

@@ -116,30 +116,40 @@ def split_spectrum(gram: np.ndarray, train: np.ndarray, test: np.ndarray) -> Spe
 
 
 class SpectrumCache:
-    """Split spectra of a list of kernels, each training set decomposed once.
+    """Split spectra of a set of kernels, each training set decomposed once.
 
     The spectrum of a split depends on its training rows only (its test rows enter through ``test_proj``), and
-    nested cross-validation meets the same training set repeatedly: with folds {0..4}, the inner split that holds
-    out fold s inside outer fold o trains on the same stimuli as the one holding out o inside s. The cache keys
-    eigendecompositions by (kernel, training rows), which halves the inner decompositions.
+    nested cross-validation meets the same training set twice: with folds {0..4}, the inner split that holds out
+    fold s inside outer fold o trains on the same stimuli as the one holding out o inside s. The cache keys
+    eigendecompositions by (kernel, training rows), which halves the inner decompositions; an entry is dropped
+    after its expected number of uses, which bounds memory.
 
     Parameters
     ----------
-    grams : list of ndarray (n, n)
-        ``X X^T`` of each kernel (layer or band).
+    grams : sequence or mapping
+        ``grams[key]`` is ``X X^T`` (n, n) of a kernel (layer, band, or a weighted sum of bands).
     """
 
-    def __init__(self, grams: list[np.ndarray]) -> None:
+    def __init__(self, grams) -> None:
         self.grams = grams
-        self._eigen: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = {}
+        self._eigen: dict[tuple, list] = {}
 
-    def get(self, index: int, train: np.ndarray, test: np.ndarray) -> Spectrum:
+    def get(self, key, train: np.ndarray, test: np.ndarray, uses: int = 2) -> Spectrum:
+        """Spectrum of kernel ``key`` for a split; ``uses``: how many times this training set will be asked for
+        (2 for the inner splits of nested CV, 1 for an outer split: not kept)."""
         train = np.asarray(train, dtype=np.int64)
-        k_train, k_test = centered_kernels(self.grams[index], train, test)
-        key = (index, train.tobytes())
-        if key not in self._eigen:
-            self._eigen[key] = _kept(*eigh_small(k_train))
-        values, vectors = self._eigen[key]
+        k_train, k_test = centered_kernels(self.grams[key], train, test)
+        cache_key = (key, train.tobytes())
+        entry = self._eigen.get(cache_key)
+        if entry is None:
+            entry = [*_kept(*eigh_small(k_train)), uses]
+            if uses > 1:
+                self._eigen[cache_key] = entry
+        else:
+            entry[2] -= 1
+            if entry[2] <= 1:
+                del self._eigen[cache_key]
+        values, vectors = entry[0], entry[1]
         return Spectrum(vectors, values, k_test @ vectors)
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +20,8 @@ __all__ = ["SEED", "compare", "downstream", "extract", "link", "score"]
 
 SEED = 0
 """Seed of every random draw in scoring (splits, bootstrap, permutations)."""
+
+log = logging.getLogger(__name__)
 
 
 def extract(model: str, stimuli: Any = "natsound165", *, cache: bool = True, progress: bool = True):
@@ -51,7 +54,8 @@ def extract(model: str, stimuli: Any = "natsound165", *, cache: bool = True, pro
 def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", metric: str = "all",
           protocol: str = "pepino2025", out: str | Path | None = None, device: str = "cpu",
           backend: str | None = None, cache: bool = True, progress: bool = True, bootstrap: int = 0,
-          permutations: int = 0, options: dict[str, Any] | None = None) -> Results:
+          permutations: int = 0, options: dict[str, Any] | None = None,
+          controls: Sequence[str] | str | None = None) -> Results:
     """Score audio models against a neural dataset, layer by layer.
 
     Parameters
@@ -81,6 +85,12 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
         pepino2025: label permutations for a null distribution and p-value of the aggregate.
     options : dict, optional
         Further protocol options (each protocol documents its own).
+    controls : str or sequence of str, optional
+        Variance partitioning (methods.md section 10): what each model explains beyond a control and what they
+        share. Each control is a model spec or a feature file ``features:PATH.npz`` (rows matched by stimulus
+        name); several controls form ONE control with one band each. Regression records then carry ``control``
+        (the specs joined by "+") and ``part`` (``model``, ``control``, ``joint``, ``unique_model``,
+        ``unique_control``, ``shared``) with bootstrap CIs over stimuli (``bootstrap`` resamples, default 1000).
 
     Returns
     -------
@@ -114,15 +124,22 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     stimuli = load_stimulus_set(neural.attrs.get("stimulus_set", "natsound165"))
     neural = neural.align_to(stimuli.ids)
     loaded = [load_model(name) for name in models]  # fail early on unknown names
+    controls = [controls] if isinstance(controls, str) else list(controls or [])
+    control_activations = [_control_activations(c, stimuli, cache, progress) for c in controls]
+    for model in models:
+        if model in controls:
+            log.warning("control %s is the model itself: unique parts will be ~0", model)
     records: list[dict] = []
     details = []
     model_info = {}
+    for c in control_activations:
+        model_info[c.model] = c.info
     for model in loaded:
         activations = extract_activations(model, stimuli, cache=cache, progress_bar=progress)
         model_info[model.name] = activations.info
         if "regression" in metrics:
             rows, detail = regression(activations, neural, stimuli.folds, spec.name, device, backend, SEED,
-                                      options=options)
+                                      options=options, controls=control_activations)
             records += rows
             details.append(detail)
         if "rsa" in metrics:
@@ -130,13 +147,24 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     provenance = {
         "started": started, "protocol": spec.name, "metrics": metrics, "dataset": neural.name, "seed": SEED,
         "protocol_parameters": spec.parameters(options), "device": device, "backend": backend,
-        "bootstrap": bootstrap, "permutations": permutations, "options": options,
+        "bootstrap": bootstrap, "permutations": permutations, "options": options, "controls": controls,
         "data_checksums": {"stimuli": stimuli.checksum, **neural.checksums}, "models": model_info,
     }
     results = Results(records, detail=merge_details(details), provenance=provenance)
     if out is not None:
         results.save(out)
     return results
+
+
+def _control_activations(spec: str, stimuli, cache: bool, progress: bool):
+    """Activations of a control: a feature file (aligned by stimulus name) or a model spec (extracted, cached)."""
+    from brainlike.extract import extract_activations
+    from brainlike.extract.features import is_feature_spec, load_feature_file
+    from brainlike.models.registry import load_model
+
+    if is_feature_spec(spec):
+        return load_feature_file(spec, stimuli.ids)
+    return extract_activations(load_model(spec), stimuli, cache=cache, progress_bar=progress)
 
 
 def downstream(models: Sequence[str] | str, *, tasks: Sequence[str] | str = "all", probe: str = "linear",

@@ -252,3 +252,27 @@ def split_correlations(predictions: np.ndarray, band_predictions: np.ndarray, me
     r = shares.sum(0) + mean_share
     positive = r > 0
     return r, np.where(positive, shares * r, 0.0), np.where(positive, mean_share * r, 0.0)
+
+
+def check_time_bases(bases: dict[str, np.ndarray], tolerance: float = 1e-6) -> None:
+    """Refuse bands of a time-resolved (``trf``) banded fit whose time bases differ.
+
+    Every band's design rows must be the same (stimulus, bin) pairs: the same bin start times (seconds) at the
+    same rate. The trf variant calls this with each band's bin times before lagging.
+
+    Raises
+    ------
+    ProtocolError
+        Naming the two bands and their bins (count, first start, rate).
+    """
+    def describe(times: np.ndarray) -> str:
+        rate = 1.0 / np.median(np.diff(times)) if len(times) > 1 else float("nan")
+        return f"{len(times)} bins from {times[0]:.3f} s at {rate:.4g} Hz" if len(times) else "no bins"
+
+    items = [(name, np.asarray(times, dtype=np.float64)) for name, times in bases.items()]
+    reference_name, reference = items[0]
+    for name, times in items[1:]:
+        if times.shape != reference.shape or not np.allclose(times, reference, rtol=0, atol=tolerance):
+            raise ProtocolError(f"bands {reference_name!r} and {name!r} have different time bases "
+                                f"({describe(reference)} vs {describe(times)}); put every band on the same bins "
+                                "(the same --rate and response window) first")

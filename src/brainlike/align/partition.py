@@ -96,9 +96,11 @@ def run_partition(model_grams: list[np.ndarray], control_grams: list[list[np.nda
     inner_score : {"pooled", "fold-mean-r"}
     """
     identical = identical_kernels(model_grams, control_grams)
-    for band, layer in identical:
-        log.warning("control band %d has the same kernel as model layer %d (up to scale): the control repeats the "
-                    "model, so unique parts are ~0 and the shared part is everything", band + 1, layer)
+    for band in sorted({b for b, _ in identical}):
+        layers = [layer for b, layer in identical if b == band]
+        log.warning("control band %d has the same kernel as model layer(s) %s (up to scale): the control repeats "
+                    "the model, so unique parts are ~0 and the shared part is everything", band + 1,
+                    ", ".join(map(str, layers)))
     model = run_pepino2025(model_grams, responses, folds, backend, inner_score=inner_score)
     bands = [run_pepino2025(g, responses, folds, backend, inner_score=inner_score) for g in control_grams]
     control_layers = [b.layer_index for b in bands]
@@ -127,3 +129,59 @@ def identical_kernels(model_grams: list[np.ndarray], control_grams: list[list[np
             ctrl = normalised(gram)
             pairs += [(b, m) for m, g in enumerate(model) if np.linalg.norm(ctrl - g) <= tolerance]
     return sorted(set(pairs))
+
+
+DEFAULT_BOOTSTRAP = 1000
+"""Bootstrap resamples over stimuli for the CIs of every part when none are asked for."""
+
+
+def draw_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """How often each stimulus is drawn in each resample (n_boot, n): the same draws as
+    :func:`brainlike.align.stats.bootstrap_stimuli` with this seed."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)]).astype(np.float64)
+
+
+def weighted_r2(counts: np.ndarray, predictions: np.ndarray, responses: np.ndarray) -> np.ndarray:
+    """max(r, 0)^2 between predictions and responses (n, t) over each resample of stimuli (draws, t).
+
+    A resample is a count per stimulus (rows of ``counts``), so every sum over the resampled stimuli is one matrix
+    product; both sides are centred on their full-sample means first (r is shift-invariant) to avoid cancellation.
+    """
+    p = predictions - predictions.mean(0)
+    y = responses - responses.mean(0)
+    n = counts.sum(axis=1, keepdims=True)
+    sp, sy = counts @ p, counts @ y
+    cov = counts @ (p * y) - sp * sy / n
+    var_p = counts @ (p * p) - sp * sp / n
+    var_y = counts @ (y * y) - sy * sy / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where((var_p > 0) & (var_y > 0), cov / np.sqrt(np.maximum(var_p * var_y, 1e-300)), 0.0)
+    return np.maximum(r, 0) ** 2
+
+
+def bootstrap_parts(predictions: dict[str, np.ndarray], responses: np.ndarray, subjects: np.ndarray, n_boot: int,
+                    seed: int, level: float = 0.95, draws_per_batch: int = 100):
+    """``ci(columns) -> {part: (low, high)}``: percentile bootstrap CIs over stimuli of every part.
+
+    For each resample of stimuli, the base scores of every target in ``columns`` are recomputed from the pooled
+    out-of-fold predictions (which stay fixed), aggregated as the records are (median over targets within a
+    subject, mean over subjects), and the other parts derived by the identities.
+    """
+    counts = draw_counts(len(responses), n_boot, seed)
+    tail = (1 - level) / 2
+
+    def ci(columns: np.ndarray) -> dict[str, tuple[float, float]]:
+        cols = np.flatnonzero(columns)
+        labels = subjects[cols]
+        groups = [labels == s for s in dict.fromkeys(labels)]
+        aggregated: dict[str, list[np.ndarray]] = {part: [] for part in BASE_PARTS}
+        for start in range(0, n_boot, draws_per_batch):
+            batch = counts[start:start + draws_per_batch]
+            for part in BASE_PARTS:
+                r2 = weighted_r2(batch, predictions[part][:, cols], responses[:, cols])
+                aggregated[part].append(np.mean([np.median(r2[:, g], axis=1) for g in groups], axis=0))
+        draws = derive_parts({part: np.concatenate(v) for part, v in aggregated.items()})
+        return {part: (float(np.quantile(v, tail)), float(np.quantile(v, 1 - tail))) for part, v in draws.items()}
+
+    return ci

@@ -33,7 +33,8 @@ def check_inputs(activations: Activations, dataset: NeuralDataset) -> None:
 
 def regression(activations: Activations, dataset: NeuralDataset, folds: np.ndarray, protocol: str = "pepino2025",
                device: str = "cpu", backend: str | None = None, seed: int = 0, *,
-               options: dict[str, Any] | None = None, **legacy_options: Any) -> tuple[list[dict], xr.Dataset]:
+               options: dict[str, Any] | None = None, controls: list[Activations] | None = None,
+               **legacy_options: Any) -> tuple[list[dict], xr.Dataset]:
     """Regression records and per-target detail of one model under a registered protocol.
 
     Parameters
@@ -49,6 +50,9 @@ def regression(activations: Activations, dataset: NeuralDataset, folds: np.ndarr
     seed : int
     options : dict, optional
         Protocol options (pepino2025: ``bootstrap``, ``permutations``); ``bootstrap=N`` etc. as keywords also work.
+    controls : list of Activations, optional
+        Variance partitioning against these controls (one band each; methods.md section 10): records get ``part``
+        and ``control`` (docs/contracts.md section 7). The protocol must support it.
 
     Returns
     -------
@@ -63,8 +67,16 @@ def regression(activations: Activations, dataset: NeuralDataset, folds: np.ndarr
         raise ProtocolError(f"protocol {protocol!r} takes no option(s) {unknown}"
                             + (f" (it takes {', '.join(spec.options)})" if spec.options else ""))
     check_inputs(activations, dataset)
-    inputs = RegressionInputs(activations, dataset, np.asarray(folds), get_backend(device, backend), seed, options)
-    result = spec.run(inputs)
+    controls = list(controls or [])
+    if controls and spec.partition is None:
+        supported = [p.name for p in list_protocols() if p.partition is not None]
+        raise ProtocolError(f"protocol {protocol!r} does not support --control (variance partitioning); "
+                            f"use {', '.join(supported)}")
+    for control in controls:
+        check_inputs(control, dataset)
+    inputs = RegressionInputs(activations, dataset, np.asarray(folds), get_backend(device, backend), seed, options,
+                              controls)
+    result = spec.partition(inputs) if controls else spec.run(inputs)
     records = regression_records(result, model=activations.model, dataset=dataset, layers=activations.layers,
                                  protocol=spec.name, selection=spec.selection)
     return records, result.detail.expand_dims(model=[activations.model])

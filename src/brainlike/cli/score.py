@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="bootstrap CIs (over stimuli and subjects) for the overall regression score")
     p.add_argument("--permutations", type=int, default=0, metavar="N",
                    help="permutation null (shuffled stimulus labels) for the overall regression score")
+    p.add_argument("--control", action="append", default=None, metavar="CONTROL",
+                   help="variance partitioning against a control: a model spec or features:PATH.npz; repeat for "
+                        "one control with several bands (records get part and control)")
     p.set_defaults(handler=_score)
 
     p = subparsers.add_parser("compare", help="paired Wilcoxon test across subjects between two models")
@@ -61,7 +64,7 @@ def _score(args: argparse.Namespace) -> int:
 
     records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
                     device=args.device, backend=args.backend, cache=not args.no_cache, progress=progress.enabled(),
-                    bootstrap=args.bootstrap, permutations=args.permutations)
+                    bootstrap=args.bootstrap, permutations=args.permutations, controls=args.control)
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         sys.stdout.write("\n")

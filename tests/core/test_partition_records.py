@@ -158,3 +158,20 @@ def test_ecog_acoustic_features_convert(data_root, tmp_path, capsys):
         assert npz["cochleagram"].shape == (165, 6) and npz["modulation"].shape == (165, 63)
     numbers = [int(n.split("_")[0][4:]) for n in names]
     assert numbers == sorted(numbers) and names[0] == "stim5_alarm_clock"
+
+
+def test_report_draws_stacked_partition_bars_and_counts_each_score_once(partition, tmp_path):
+    from brainlike.report import make_report, report_tables
+    from brainlike.report.results import load_results
+
+    folder = tmp_path / "res"
+    partition.save(folder)
+    report = make_report(folder, out=tmp_path / "report")
+    assert any(slug.startswith("partition") for slug in report.slugs)
+    assert "variance partitioning" in report.html.read_text().lower()
+    tables = report_tables(load_results(folder))
+    ranking = tables["ranking"]
+    assert list(ranking["model"]) == ["random-features"]  # the model part only, once
+    assert ranking["score"].iloc[0] == _rows(partition)["model"]["score"]
+    parts = tables["partition"]
+    assert set(parts["part"]) == set(PARTS) and "all" in set(parts["column"])

@@ -21,7 +21,7 @@ from brainlike.align.stats import correlate
 from brainlike.errors import BrainlikeError
 
 N_BOOTSTRAP = 2000
-BRAIN_KEY = ("dataset", "metric", "protocol", "selection", "roi", "target")
+BRAIN_KEY = ("dataset", "metric", "protocol", "selection", "roi", "control", "part", "target")
 MAX_TARGETS = 32
 
 
@@ -110,6 +110,7 @@ def brain_label(row: dict[str, Any]) -> str:
     text = f"{row['brain_dataset']} {row['brain_metric']} ({row['brain_selection']}"
     text += f", {row['brain_protocol']})" if row.get("brain_protocol") else ")"
     text += f" {row['brain_roi']}" if row.get("brain_roi") else ""
+    text += f" {row['brain_part']} vs {row['brain_control']}" if row.get("brain_part") else ""
     return text + (f" [{row['brain_target']}]" if row.get("brain_target") not in (None, "all") else "")
 
 

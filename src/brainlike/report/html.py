@@ -16,6 +16,7 @@ SECTIONS = {
     "ranking": "Model ranking",
     "layers": "Layer profiles",
     "heatmaps": "Components and regions",
+    "partition": "Beyond a control: variance partitioning",
     "downstream": "Brain alignment and downstream performance",
     "checkpoints": "Checkpoint curves",
 }

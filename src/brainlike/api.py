@@ -125,6 +125,8 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     neural = neural.align_to(stimuli.ids)
     loaded = [load_model(name) for name in models]  # fail early on unknown names
     controls = [controls] if isinstance(controls, str) else list(controls or [])
+    if controls and "regression" not in metrics:
+        raise BrainlikeError("--control partitions regression scores: use --metric regression or all")
     control_activations = [_control_activations(c, stimuli, cache, progress) for c in controls]
     for model in models:
         if model in controls:

@@ -205,6 +205,19 @@ def test_signal_in_a_shared_subspace_is_shared(sounds):
     assert abs(parts["unique_model"]) < 0.05 and abs(parts["unique_control"]) < 0.05
 
 
+def test_shuffled_control_explains_nothing(sounds):
+    """A control of the model's own features with the sounds shuffled carries nothing about the responses: the
+    control's R2, its unique part and the shared part are ~0, and the model's unique part is its whole R2."""
+    rng, folds = sounds
+    a = rng.standard_normal((165, 60))
+    y = a @ rng.standard_normal((60, 20)) / 5 + rng.standard_normal((165, 20))
+    shuffled = a[rng.permutation(165)]
+    parts = {k: np.median(v) for k, v in _partition([a], [[shuffled]], y, folds).parts.items()}
+    assert parts["model"] > 0.4
+    assert parts["control"] < 0.02 and abs(parts["unique_control"]) < 0.02 and abs(parts["shared"]) < 0.03
+    assert parts["unique_model"] == pytest.approx(parts["model"], abs=0.03)
+
+
 def test_control_equal_to_model_leaves_nothing_unique_and_warns(sounds, caplog):
     rng, folds = sounds
     a = rng.standard_normal((165, 60))
@@ -251,3 +264,27 @@ def test_bad_grids_are_refused():
     with pytest.raises(ProtocolError, match="positive"):
         run_banded([[gram_matrix(x)] for x in bands], [np.zeros((5, 3), int)] * 2, y, folds,
                    grids=[np.array([1.0, -1.0]), np.array([1.0])])
+
+
+def test_bootstrap_counts_reproduce_resampled_correlations():
+    """A resample as counts per stimulus (one matrix product) gives the R2 of the resampled rows themselves, with the
+    same draws as stats.bootstrap_stimuli."""
+    from brainlike.align.partition import bootstrap_parts, draw_counts, weighted_r2
+    from brainlike.align.stats import bootstrap_stimuli
+
+    rng = np.random.default_rng(4)
+    y = rng.standard_normal((40, 5)) + 3.0
+    p = y + rng.standard_normal((40, 5))
+    counts = draw_counts(40, 30, seed=7)
+    got = weighted_r2(counts, p, y)
+    draws = np.random.default_rng(7)
+    for b in range(30):
+        idx = draws.integers(0, 40, 40)
+        np.testing.assert_array_equal(counts[b], np.bincount(idx, minlength=40))
+        ref = [max(pearsonr(p[idx, j], y[idx, j])[0], 0) ** 2 for j in range(5)]
+        np.testing.assert_allclose(got[b], ref, atol=1e-12)
+    # the aggregate CI of the model part equals bootstrap_stimuli's CI of the median R2
+    ci = bootstrap_parts({"model": p, "control": y + 2 * rng.standard_normal((40, 5)), "joint": p}, y,
+                         np.array(["s"] * 5), 200, seed=3)(np.ones(5, dtype=bool))
+    median_r2 = lambda idx: float(np.median(weighted_r2(np.bincount(idx, minlength=40)[None].astype(float), p, y)))
+    np.testing.assert_allclose(ci["model"], bootstrap_stimuli(median_r2, 40, n_boot=200, seed=3), atol=1e-12)

@@ -103,6 +103,24 @@ def test_shuffled_feature_file_control_is_near_zero(melspec_arrays, tmp_path, pa
     assert rows["control"]["ci_low"] <= 0.01
 
 
+def test_two_control_flags_form_one_control_with_two_bands(melspec_arrays, tmp_path):
+    """--control A --control B: one control (a banded ridge over its two bands), named "A+B"; the joint has three
+    bands whose split R2 plus the mean's share add up to the joint R2; the identities hold in every record."""
+    ids, arrays = melspec_arrays
+    path = write_feature_file(tmp_path / "mfcc.npz", ids, {"mfcc20": arrays["mfcc20"]})
+    results = brainlike.score("random-features", controls=["melspec", f"features:{path}"], metric="regression",
+                              progress=False, bootstrap=50)
+    rows = _rows(results)
+    assert {row["control"] for row in rows.values()} == {f"melspec+features:{path}"}
+    s = {part: row["score"] for part, row in rows.items()}
+    assert s["unique_model"] == s["joint"] - s["control"] and s["shared"] == s["model"] + s["control"] - s["joint"]
+    detail = results.detail.sel(model="random-features")
+    assert detail["split_r2"].shape[0] == 3 and detail["joint_alpha"].shape[1] == 3
+    np.testing.assert_allclose(detail["split_r2"].values.sum(0) + detail["split_r2_mean"].values,
+                               detail["part_score"].sel(part="joint").values, atol=1e-10)
+    assert s["control"] > 0.04  # melspec's bands carry the control (README: melspec alone 0.047)
+
+
 @pytest.mark.parametrize("problem,message", [
     ("missing", "lacks 1 of the 165 stimuli"),
     ("nan", "NaN or Inf"),

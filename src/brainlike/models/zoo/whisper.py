@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.errors import ModelError
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
+from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
 from brainlike.models.registry import ModelEntry, register_model
 from brainlike.models.zoo import store
 
@@ -168,10 +168,12 @@ def dims_from_variables(variables: Mapping[str, np.ndarray]) -> WhisperDims:
 # ------------------------------------------------------------------------------------------- front end
 
 
-def mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = 80) -> np.ndarray:
-    """Slaney-scale, Slaney-normalised triangular mel filters from 0 Hz to Nyquist, shape (n_mels, 1 + n_fft//2).
+def mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = 80, fmin: float = 0.0,
+                fmax: float | None = None) -> np.ndarray:
+    """Slaney-scale, Slaney-normalised triangular mel filters from ``fmin`` to ``fmax`` (default: Nyquist), shape
+    (n_mels, 1 + n_fft//2).
 
-    This is the filter bank of librosa's ``filters.mel`` defaults, which Whisper uses.
+    This is the filter bank of librosa's ``filters.mel`` (defaults: 0 Hz to Nyquist, which Whisper uses).
     """
     f_sp, min_log_hz = 200.0 / 3, 1000.0
     min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
@@ -183,8 +185,8 @@ def mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int 
     def mel_to_hz(m: np.ndarray) -> np.ndarray:
         return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
 
-    fft_freqs = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
-    mel_hz = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2), n_mels + 2))
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)  # = linspace(0, sr / 2) for even n_fft
+    mel_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(sample_rate / 2 if fmax is None else fmax), n_mels + 2))
     widths = np.diff(mel_hz)
     ramps = mel_hz[:, None] - fft_freqs[None, :]
     lower = -ramps[:-2] / widths[:-1, None]
@@ -384,6 +386,7 @@ class WhisperEncoderModel(TorchAudioModel):
 
     adapter_version = 1
     batch_size = 4
+    causal = False  # self-attention over the 30 s window
 
     def __init__(self, zoo_name: str, random: bool = False) -> None:
         import torch
@@ -421,6 +424,13 @@ class WhisperEncoderModel(TorchAudioModel):
                 keep = n_mel if layer in ("log_mel", "conv1") else (n_mel + 1) // 2
                 pieces[layer].append(out[layer][:, :keep])
         return {layer: torch.cat(parts, dim=1) for layer, parts in pieces.items()}
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """``log_mel``, ``conv1``: centred STFT (and a kernel-3 padding-1 conv), frame k at sample 160 k; from
+        ``conv2`` on (kernel 3, stride 2, padding 1): frame j centred on mel frame 2 j, sample 320 j (20 ms). Full
+        30 s windows hold 3000 / 1500 frames, so the grid runs on across windows."""
+        grid = FrameGrid(0.0, HOP)
+        return (grid if layer in ("log_mel", "conv1") else grid.conv(3, 2, 1)).times(n_frames, self.sample_rate)
 
 
 # ------------------------------------------------------------------------------------------- decoding

@@ -40,15 +40,19 @@ def run_brainlike(layers, responses, folds, backend, extend: bool, inner_score: 
     return time.perf_counter() - start, result.scores
 
 
-def run_himalaya(layers, responses, folds, device: str):
-    """Same nested protocol with himalaya's KernelRidgeCV: inner CV per layer, best layer per target by CV score."""
+def run_himalaya(layers, responses, folds, device: str, backend_name: str | None = None, dtype=np.float64):
+    """Same nested protocol with himalaya's KernelRidgeCV: inner CV per layer, best layer per target by CV score.
+
+    ``backend_name``: himalaya backend (``numpy``, ``torch``, ``torch_cuda``; default numpy on cpu, torch_cuda on
+    cuda); ``dtype``: of the features and targets it is given (it computes in that precision)."""
     from himalaya.backend import set_backend
     from himalaya.kernel_ridge import KernelRidgeCV
     from himalaya.scoring import correlation_score
 
     from brainlike.align.pepino2025 import ALPHAS
 
-    backend = set_backend("torch_cuda" if device == "cuda" else "numpy", on_error="raise")
+    backend_name = backend_name or ("torch_cuda" if device == "cuda" else "numpy")
+    backend = set_backend(backend_name, on_error="raise")
     start = time.perf_counter()
     preds = np.zeros_like(responses)
     for outer in range(5):
@@ -60,9 +64,9 @@ def run_himalaya(layers, responses, folds, device: str):
             model = KernelRidgeCV(alphas=ALPHAS, cv=cv, kernel="linear", fit_intercept=True,
                                   solver_params=dict(score_func=correlation_score, local_alpha=True,
                                                      n_targets_batch=8192))
-            model.fit(x[train].astype(np.float64), responses[train])
-            score = np.asarray(backend.to_numpy(model.cv_scores_)).reshape(-1)  # best CV score per target
-            pred = backend.to_numpy(model.predict(x[test].astype(np.float64)))
+            model.fit(x[train].astype(dtype), responses[train].astype(dtype))
+            score = np.asarray(backend.to_numpy(model.cv_scores_), dtype=np.float64).reshape(-1)
+            pred = np.asarray(backend.to_numpy(model.predict(x[test].astype(dtype))), dtype=np.float64)
             if best_score is None:
                 best_score, best_pred = score, pred
             else:

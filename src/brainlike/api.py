@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,6 +21,8 @@ __all__ = ["SEED", "ceiling", "compare", "downstream", "extract", "link", "score
 
 SEED = 0
 """Seed of every random draw in scoring (splits, bootstrap, permutations)."""
+
+log = logging.getLogger(__name__)
 
 
 def extract(model: str, stimuli: Any = "natsound165", *, cache: bool = True, progress: bool = True,
@@ -70,7 +73,8 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
           protocol: str = "pepino2025", out: str | Path | None = None, device: str = "cpu",
           backend: str | None = None, cache: bool = True, progress: bool = True, bootstrap: int = 0,
           permutations: int = 0, options: dict[str, Any] | None = None,
-          window: tuple[float, float] | str | None = None, normalise: str | None = None) -> Results:
+          window: tuple[float, float] | str | None = None, normalise: str | None = None,
+          controls: Sequence[str] | str | None = None) -> Results:
     """Score audio models against a neural dataset, layer by layer.
 
     Parameters
@@ -109,6 +113,12 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
         Also divide each regression score by the dataset's noise ceiling of that method (the R2 bound; see
         :func:`ceiling`): the records keep ``score`` and add ``ceiling``, ``method``, ``ceiling_bounds`` and
         ``score_over_ceiling`` (never clipped; above 1 warns). Needs a dataset with repetitions.
+    controls : str or sequence of str, optional
+        Variance partitioning (methods.md section 10): what each model explains beyond a control and what they
+        share. Each control is a model spec or a feature file ``features:PATH.npz`` (rows matched by stimulus
+        name); several controls form ONE control with one band each. Regression records then carry ``control``
+        (the specs joined by "+") and ``part`` (``model``, ``control``, ``joint``, ``unique_model``,
+        ``unique_control``, ``shared``) with bootstrap CIs over stimuli (``bootstrap`` resamples, default 1000).
 
     Returns
     -------
@@ -145,6 +155,19 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     neural, window_keys = _time_averaged(neural, window, spec.time_resolved)
     ceilings = _ceilings_for_normalising(neural, normalise, spec.name, metrics)  # fail before any extraction
     loaded = [load_model(name) for name in models]  # fail early on unknown names
+    controls = [controls] if isinstance(controls, str) else list(controls or [])
+    if controls and "regression" not in metrics:
+        raise BrainlikeError("--control partitions regression scores: use --metric regression or all")
+    if controls and spec.time_resolved:
+        raise BrainlikeError(f"--control (variance partitioning) is not available for the time-resolved protocol "
+                             f"{spec.name}: use pepino2025")
+    if controls and normalise:
+        raise BrainlikeError("--normalise and --control cannot be combined (partition parts are differences of "
+                             "scores); normalise the plain scores in a separate run")
+    control_activations = [_control_activations(c, stimuli, cache, progress) for c in controls]
+    for model in models:
+        if model in controls:
+            log.warning("control %s is the model itself: unique parts will be ~0", model)
     records: list[dict] = []
     details = []
     model_info = {}
@@ -152,6 +175,8 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
         _check_time_resolved(spec, neural, loaded)
         if window is not None:  # the window of the time-averaged score (e) and of the time-averaged RDMs
             options["window"] = window
+    for c in control_activations:
+        model_info[c.model] = c.info
     for model in loaded:
         if spec.time_resolved:
             rows, detail, model_info[model.name] = _score_frames(model, stimuli, neural, spec, metrics, options,
@@ -163,7 +188,7 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
         model_info[model.name] = activations.info
         if "regression" in metrics:
             rows, detail = regression(activations, neural, stimuli.folds, spec.name, device, backend, SEED,
-                                      options=options)
+                                      options=options, controls=control_activations)
             if ceilings is not None:
                 from brainlike.align.ceilings import normalise_records, per_target_scores
 
@@ -178,7 +203,7 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
         "started": started, "protocol": spec.name, "metrics": metrics, "dataset": neural.name, "seed": SEED,
         "protocol_parameters": spec.parameters(options), "device": device, "backend": backend,
         "bootstrap": bootstrap, "permutations": permutations, "options": options, "normalise": normalise,
-        **window_keys,
+        "controls": controls, **window_keys,
         "data_checksums": {"stimuli": stimuli.checksum, **neural.checksums}, "models": model_info,
     }
     records = list({json.dumps(r, sort_keys=True, default=str): r for r in records}.values())  # shared rows once
@@ -223,6 +248,15 @@ def _score_frames(model, stimuli, neural, spec, metrics, options, device, backen
         records += rows
         parts.append(detail.expand_dims(model=[frames.model]))
     return records, xr.merge(parts, combine_attrs="override"), frames.info
+def _control_activations(spec: str, stimuli, cache: bool, progress: bool):
+    """Activations of a control: a feature file (aligned by stimulus name) or a model spec (extracted, cached)."""
+    from brainlike.extract import extract_activations
+    from brainlike.extract.features import is_feature_spec, load_feature_file
+    from brainlike.models.registry import load_model
+
+    if is_feature_spec(spec):
+        return load_feature_file(spec, stimuli.ids)
+    return extract_activations(load_model(spec), stimuli, cache=cache, progress_bar=progress)
 
 
 def _ceilings_for_normalising(neural, method: str | None, protocol: str, metrics: list[str]):

@@ -13,9 +13,10 @@ predictions is zero, and keeping them would amplify rounding noise by 1/alpha fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["NULL_TOLERANCE", "gram_matrix", "centered_kernels", "Spectrum", "split_spectrum", "shrinkage",
            "predict_alphas", "predict_per_target"]
@@ -81,15 +82,78 @@ class Spectrum:
     vectors: np.ndarray
     values: np.ndarray
     test_proj: np.ndarray
+    _train_operator: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def train_operator(self) -> np.ndarray:
+        """``V^T (I - 1 1^T / n_train)`` (r, n_train): projects uncentred training targets on the eigenvectors."""
+        if self._train_operator is None:
+            vt = self.vectors.T
+            self._train_operator = vt - vt.mean(axis=1, keepdims=True)
+        return self._train_operator
+
+
+def eigh_small(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``numpy.linalg.eigh`` on one LAPACK thread: kernels are small (stimuli x stimuli), and a multithreaded
+    LAPACK on a matrix this size mostly waits for its threads (10x slower on a loaded 2-core machine)."""
+    global _THREADPOOLS
+    if _THREADPOOLS is None:
+        _THREADPOOLS = ThreadpoolController()
+    with _THREADPOOLS.limit(limits=1, user_api="blas"):
+        return np.linalg.eigh(matrix)
+
+
+_THREADPOOLS: ThreadpoolController | None = None
+
+
+def _kept(values: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = values > NULL_TOLERANCE * len(values) * np.finfo(np.float64).eps * max(values.max(), 0.0)
+    return values[keep], vectors[:, keep]
 
 
 def split_spectrum(gram: np.ndarray, train: np.ndarray, test: np.ndarray) -> Spectrum:
     """Eigendecomposition of the centred train kernel of one split (null directions dropped)."""
     k_train, k_test = centered_kernels(gram, train, test)
-    values, vectors = np.linalg.eigh(k_train)
-    keep = values > NULL_TOLERANCE * len(values) * np.finfo(np.float64).eps * max(values.max(), 0.0)
-    vectors = vectors[:, keep]
-    return Spectrum(vectors, values[keep], k_test @ vectors)
+    values, vectors = _kept(*eigh_small(k_train))
+    return Spectrum(vectors, values, k_test @ vectors)
+
+
+class SpectrumCache:
+    """Split spectra of a set of kernels, each training set decomposed once.
+
+    The spectrum of a split depends on its training rows only (its test rows enter through ``test_proj``), and
+    nested cross-validation meets the same training set twice: with folds {0..4}, the inner split that holds out
+    fold s inside outer fold o trains on the same stimuli as the one holding out o inside s. The cache keys
+    eigendecompositions by (kernel, training rows), which halves the inner decompositions; an entry is dropped
+    after its expected number of uses, which bounds memory.
+
+    Parameters
+    ----------
+    grams : sequence or mapping
+        ``grams[key]`` is ``X X^T`` (n, n) of a kernel (layer, band, or a weighted sum of bands).
+    """
+
+    def __init__(self, grams) -> None:
+        self.grams = grams
+        self._eigen: dict[tuple, list] = {}
+
+    def get(self, key, train: np.ndarray, test: np.ndarray, uses: int = 2) -> Spectrum:
+        """Spectrum of kernel ``key`` for a split; ``uses``: how many times this training set will be asked for
+        (2 for the inner splits of nested CV, 1 for an outer split: not kept)."""
+        train = np.asarray(train, dtype=np.int64)
+        k_train, k_test = centered_kernels(self.grams[key], train, test)
+        cache_key = (key, train.tobytes())
+        entry = self._eigen.get(cache_key)
+        if entry is None:
+            entry = [*_kept(*eigh_small(k_train)), uses]
+            if uses > 1:
+                self._eigen[cache_key] = entry
+        else:
+            entry[2] -= 1
+            if entry[2] <= 1:
+                del self._eigen[cache_key]
+        values, vectors = entry[0], entry[1]
+        return Spectrum(vectors, values, k_test @ vectors)
 
 
 def shrinkage(values: np.ndarray, alphas: np.ndarray) -> np.ndarray:

@@ -36,6 +36,7 @@ def check_inputs(activations: Activations, dataset: NeuralDataset) -> None:
 def regression(activations: Activations, dataset: NeuralDataset, folds: np.ndarray, protocol: str = "pepino2025",
                device: str = "cpu", backend: str | None = None, seed: int = 0, *,
                options: dict[str, Any] | None = None, frames: Any = None, categories: list[str] | None = None,
+               controls: list[Activations] | None = None,
                **legacy_options: Any) -> tuple[list[dict], xr.Dataset]:
     """Regression records and per-target detail of one model under a registered protocol.
 
@@ -56,6 +57,9 @@ def regression(activations: Activations, dataset: NeuralDataset, folds: np.ndarr
         Frame-level activations (time-resolved protocols; then ``activations`` may be the same object).
     categories : list of str, optional
         Category of each stimulus (per-category curves of time-resolved protocols).
+    controls : list of Activations, optional
+        Variance partitioning against these controls (one band each; methods.md section 10): records get ``part``
+        and ``control`` (docs/contracts.md section 7). The protocol must support it.
 
     Returns
     -------
@@ -73,9 +77,16 @@ def regression(activations: Activations, dataset: NeuralDataset, folds: np.ndarr
         check_inputs(activations, dataset)
     elif list(frames.stimulus_ids) != dataset.stimulus_ids:  # frames are checked finite when extracted
         raise ProtocolError("frames and responses are not in the same stimulus order (align by name first)")
+    controls = list(controls or [])
+    if controls and spec.partition is None:
+        supported = [p.name for p in list_protocols() if p.partition is not None]
+        raise ProtocolError(f"protocol {protocol!r} does not support --control (variance partitioning); "
+                            f"use {', '.join(supported)}")
+    for control in controls:
+        check_inputs(control, dataset)
     inputs = RegressionInputs(activations, dataset, np.asarray(folds), get_backend(device, backend), seed, options,
-                              frames=frames, categories=categories)
-    result = spec.run(inputs)
+                              frames=frames, categories=categories, controls=controls)
+    result = spec.partition(inputs) if controls else spec.run(inputs)
     records = regression_records(result, model=activations.model, dataset=dataset, layers=activations.layers,
                                  protocol=spec.name, selection=spec.selection)
     return records, result.detail.expand_dims(model=[activations.model])

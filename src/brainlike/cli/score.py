@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--normalise", default=None, metavar="METHOD", choices=["spearman-brown", "ncsnr", "cc-max"],
                    help="also report regression scores divided by the dataset's noise ceiling (spearman-brown, "
                         "ncsnr or cc-max; needs repetitions): score_over_ceiling, never clipped")
+    p.add_argument("--control", action="append", default=None, metavar="CONTROL",
+                   help="variance partitioning against a control: a model spec or features:PATH.npz; repeat for "
+                        "one control with several bands (records get part and control)")
     p.set_defaults(handler=_score)
 
     p = subparsers.add_parser("extract", help="extract and cache a model's activations for a stimulus set")
@@ -75,7 +78,7 @@ def _score(args: argparse.Namespace) -> int:
         records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
                         device=args.device, backend=args.backend, cache=not args.no_cache,
                         progress=progress.enabled(), bootstrap=args.bootstrap, permutations=args.permutations,
-                        window=args.window, normalise=args.normalise, options=options)
+                        window=args.window, normalise=args.normalise, controls=args.control, options=options)
     for warning in caught:
         if issubclass(warning.category, CeilingWarning):
             print(f"brainlike: warning: {warning.message}", file=sys.stderr)

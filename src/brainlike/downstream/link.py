@@ -24,7 +24,7 @@ __all__ = ["N_BOOTSTRAP", "BRAIN_KEY", "MAX_TARGETS", "LinkInputs", "read_inputs
            "link", "brain_label", "table1", "scatter_plots", "write_link"]
 
 N_BOOTSTRAP = 2000
-BRAIN_KEY = ("dataset", "metric", "protocol", "selection", "roi", "target")
+BRAIN_KEY = ("dataset", "metric", "protocol", "selection", "roi", "control", "part", "target")
 MAX_TARGETS = 32
 
 
@@ -113,6 +113,7 @@ def brain_label(row: dict[str, Any]) -> str:
     text = f"{row['brain_dataset']} {row['brain_metric']} ({row['brain_selection']}"
     text += f", {row['brain_protocol']})" if row.get("brain_protocol") else ")"
     text += f" {row['brain_roi']}" if row.get("brain_roi") else ""
+    text += f" {row['brain_part']} vs {row['brain_control']}" if row.get("brain_part") else ""
     return text + (f" [{row['brain_target']}]" if row.get("brain_target") not in (None, "all") else "")
 
 

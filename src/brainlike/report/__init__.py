@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainlike.align.partition import PARTS
 from brainlike.integrity import atomic_write
-from brainlike.report.figures import ReportFigure, aggregates, all_figures, brain_downstream_table, per_target
+from brainlike.report.figures import (ReportFigure, aggregates, all_figures, brain_downstream_table, partition_rows,
+                                      per_target)
 from brainlike.report.results import ReportData, ReportError, load_results
 from brainlike.report.stats import global_downstream, task_scores
 
@@ -87,6 +89,7 @@ def make_report(*results_dirs: str | os.PathLike, out: str | os.PathLike | None 
     page = render(title or f"brainlike report: {results.folders[0].name}", figures,
                   {"ranking": summary_table(tables.get("ranking", pd.DataFrame())),
                    "downstream": tables.get("brain_vs_downstream", pd.DataFrame()),
+                   "partition": partition_summary(tables.get("partition", pd.DataFrame())),
                    "comparisons": comparison_view(tables.get("comparisons", pd.DataFrame()))},
                   results.provenance_files, [str(f) for f in results.folders])
     html = out_dir / "report.html"
@@ -109,6 +112,9 @@ def report_tables(results: ReportData) -> dict[str, pd.DataFrame]:
     targets = per_target(results.records)
     if not targets.empty:
         tables["per_target"] = targets.reset_index(drop=True)
+    parts = partition_rows(results.records)
+    if not parts.empty:
+        tables["partition"] = parts.reset_index(drop=True)
     if not results.downstream.empty:
         tables["downstream_tasks"] = task_scores(results.downstream)
         score = global_downstream(results.downstream)
@@ -123,6 +129,19 @@ def report_tables(results: ReportData) -> dict[str, pd.DataFrame]:
         ceilings = results.records[results.records["metric"] == "ceiling"]
         tables["ceilings"] = ceilings.dropna(axis=1, how="all").reset_index(drop=True)
     return tables
+
+
+def partition_summary(parts: pd.DataFrame) -> pd.DataFrame:
+    """Aggregate (``all``) partition scores: one row per dataset, control and model, one column per part
+    (``R2 model``, ``R2 control``, ``R2 joint``, ``R2 unique_model``, ...)."""
+    if parts.empty:
+        return parts
+    rows = parts[parts["column"] == "all"]
+    table = rows.pivot_table(index=["dataset", "control", "model"], columns="part", values="score", aggfunc="first",
+                             sort=False)
+    table = table[[p for p in PARTS if p in table]]
+    table.columns = [f"R2 {p}" for p in table.columns]
+    return table.reset_index()
 
 
 VERDICT_Q = 0.05

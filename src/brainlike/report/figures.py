@@ -56,7 +56,8 @@ def all_figures(results: Results) -> list[ReportFigure]:
     from brainlike.report.time_figures import time_figures
 
     builders: list[Callable[[Results], list[ReportFigure]]] = [
-        ranking_figures, layer_figures, heatmap_figures, time_figures, downstream_figures, checkpoint_figures,
+        ranking_figures, layer_figures, heatmap_figures, time_figures, partition_figures, downstream_figures,
+        checkpoint_figures,
         similarity_figures]
     return [figure for build in builders for figure in build(results)]
 
@@ -75,6 +76,23 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
 
+PLAIN_KEY = ["model", "dataset", "metric", "protocol", "selection", "target", "roi", "subject"]
+
+
+def plain_scores(records: pd.DataFrame) -> pd.DataFrame:
+    """Records without variance-partitioning parts (contracts.md section 7): plain scores, plus the ``part: model``
+    rows of models that have no plain row (the same number), so that no score is counted twice."""
+    if records.empty or "part" not in records or records["part"].isna().all():
+        return records
+    plain = records[records["part"].isna()]
+    model_part = records[records["part"] == "model"]
+    key = [k for k in PLAIN_KEY if k in records]
+    seen = set(map(tuple, plain[key].astype(str).to_numpy()))
+    extra = model_part[[tuple(row) not in seen for row in model_part[key].astype(str).to_numpy()]]
+    extra = extra.drop_duplicates(key)
+    return pd.concat([plain, extra]).drop(columns=[c for c in ("part", "control") if c in records])
+
+
 def score_rows(records: pd.DataFrame) -> pd.Series:
     """Rows that are brain scores: not noise ceilings (``metric: ceiling``) nor similarities (``model_b``)."""
     return (records["metric"] != "ceiling") & _column(records, "model_b").isna()
@@ -82,6 +100,7 @@ def score_rows(records: pd.DataFrame) -> pd.Series:
 
 def aggregates(records: pd.DataFrame) -> pd.DataFrame:
     """Whole-dataset rows: ``target == "all"``, not per ROI, subject, fold or fixed layer."""
+    records = plain_scores(records)
     if records.empty:
         return records
     keep = (records["target"] == "all") & ~records["selection"].isin(PER_LAYER) & score_rows(records)
@@ -92,6 +111,7 @@ def aggregates(records: pd.DataFrame) -> pd.DataFrame:
 
 def per_target(records: pd.DataFrame) -> pd.DataFrame:
     """Per-target rows (one target each), not per fold or fixed layer."""
+    records = plain_scores(records)
     if records.empty:
         return records
     keep = ((records["target"] != "all") & ~records["selection"].isin(PER_LAYER) & _column(records, "fold").isna()
@@ -393,6 +413,7 @@ def _target_heatmaps(records: pd.DataFrame) -> list[ReportFigure]:
 
 
 def _roi_heatmaps(records: pd.DataFrame) -> list[ReportFigure]:
+    records = plain_scores(records)
     if records.empty or "roi" not in records or records["roi"].isna().all():
         return []
     rows = records[records["roi"].notna() & ~records["selection"].isin(PER_LAYER)]
@@ -425,6 +446,75 @@ def _heatmap(table: pd.DataFrame, title: str) -> Figure:
     ax.set_title(title, fontsize=10)
     figure.colorbar(image, ax=ax, shrink=0.8)
     return figure
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# variance partitioning
+
+PART_STACK = (("unique_model", "#1f77b4", "unique to the model"), ("shared", "#9467bd", "shared"),
+              ("unique_control", "#9a9a9a", "unique to the control"))
+
+
+def partition_rows(records: pd.DataFrame) -> pd.DataFrame:
+    """Partition records per target (components) or per ROI (voxels), plus the aggregate, without per-subject rows:
+    ``dataset, control, model, column, part, score, ci_low, ci_high``."""
+    if records.empty or "part" not in records or records["part"].isna().all():
+        return pd.DataFrame()
+    rows = records[records["part"].notna() & _column(records, "subject").isna()].copy()
+    roi = _column(rows, "roi")
+    rows["column"] = np.where(roi.notna(), roi.astype(str), rows["target"].astype(str))
+    rows = rows[(roi.notna() & (rows["target"] == "all")) | roi.isna()]
+    for name in ("ci_low", "ci_high"):
+        rows[name] = _column(rows, name)
+    return rows[["dataset", "control", "model", "column", "part", "score", "ci_low", "ci_high"]]
+
+
+def partition_figures(results: Results) -> list[ReportFigure]:
+    """Per dataset and control: for each model, stacked bars of unique-to-model, shared and unique-to-control R2
+    per component or ROI (and ``all``), the joint R2 as a dot with its bootstrap CI."""
+    rows = partition_rows(results.records)
+    figures = []
+    for (dataset, control), frame in (rows.groupby(["dataset", "control"], sort=False) if not rows.empty else []):
+        models = list(dict.fromkeys(frame["model"]))
+        columns = list(dict.fromkeys(frame["column"]))
+        columns = [c for c in columns if c != "all"] + (["all"] if "all" in columns else [])
+        n_cols = min(3, len(models))
+        n_rows = int(np.ceil(len(models) / n_cols))
+        figure = _new_figure(0.45 * len(columns) * n_cols + 1.5 * n_cols, 2.4 * n_rows + 0.8)
+        axes = figure.subplots(n_rows, n_cols, squeeze=False).ravel()
+        for ax, model in zip(axes, models):
+            _partition_panel(ax, frame[frame["model"] == model], columns)
+            ax.set_title(model, fontsize=9)
+        for ax in axes[len(models):]:
+            ax.set_axis_off()
+        handles = [axes[0].bar([0], [0], color=colour, label=label) for _, colour, label in PART_STACK]
+        figure.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+        caption = (f"What each model explains beyond {control} on {dataset}: R2 unique to the model (joint - "
+                   f"control), shared (model + control - joint) and unique to the control (joint - model), stacked "
+                   "(negative parts below zero); the dot is the joint R2 with its 95% bootstrap CI over sounds. "
+                   "Columns: components or ROIs, and the aggregate (all).")
+        figures.append(ReportFigure(_slug("partition", dataset, control), "partition",
+                                    f"Variance partitioning: {dataset} against {control}", caption, figure))
+    return figures
+
+
+def _partition_panel(ax: Any, frame: pd.DataFrame, columns: list[str]) -> None:
+    table = frame.pivot_table(index="column", columns="part", values="score", aggfunc="first").reindex(columns)
+    x = np.arange(len(columns))
+    up, down = np.zeros(len(columns)), np.zeros(len(columns))
+    for part, colour, _ in PART_STACK:
+        values = np.nan_to_num(table[part].to_numpy(dtype=float)) if part in table else np.zeros(len(columns))
+        base = np.where(values >= 0, up, down)
+        ax.bar(x, values, bottom=base, color=colour, width=0.75)
+        up, down = up + np.maximum(values, 0), down + np.minimum(values, 0)
+    joint = frame[frame["part"] == "joint"].set_index("column").reindex(columns)
+    if not joint.empty:
+        err = np.array([joint["score"] - joint["ci_low"], joint["ci_high"] - joint["score"]], dtype=float)
+        ax.errorbar(x, joint["score"], yerr=np.nan_to_num(np.maximum(err, 0)), fmt="o", color="black", ms=3,
+                    capsize=2, lw=0.8)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_xticks(x, columns, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("R2", fontsize=8)
 
 
 # ------------------------------------------------------------------------------------------------------------------

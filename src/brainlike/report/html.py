@@ -19,6 +19,7 @@ SECTIONS = {
     "layers": "Layer profiles",
     "heatmaps": "Components and regions",
     "time": "Time-resolved alignment",
+    "partition": "Beyond a control: variance partitioning",
     "downstream": "Brain alignment and downstream performance",
     "checkpoints": "Checkpoint curves",
     "comparisons": "Does A beat B? (paired tests on out-of-fold predictions)",

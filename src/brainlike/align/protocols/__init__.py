@@ -26,8 +26,8 @@ from brainlike.align import aggregate as agg
 from brainlike.errors import UnknownNameError
 from brainlike.plugins import import_submodules
 
-__all__ = ["Protocol", "RegressionInputs", "TargetScores", "get_protocol", "list_protocols", "register_protocol",
-           "regression_records", "PROTOCOLS"]
+__all__ = ["PartScores", "Protocol", "RegressionInputs", "TargetScores", "get_protocol", "list_protocols",
+           "register_protocol", "regression_records", "PROTOCOLS"]
 
 
 @dataclass
@@ -53,6 +53,9 @@ class RegressionInputs:
         Frame-level activations on the dataset's time base (time-resolved protocols).
     categories : list of str, optional
         Category of each stimulus (the stimulus set's), for per-category curves.
+    controls : list of brainlike.extract.Activations
+        Controls for variance partitioning (``--control``), one band each, rows in the dataset's stimulus order;
+        empty for a plain regression.
     """
 
     activations: Any
@@ -63,7 +66,9 @@ class RegressionInputs:
     options: dict[str, Any] = field(default_factory=dict)
     frames: Any = None
     categories: list[str] | None = None
+    controls: list[Any] = field(default_factory=list)
     _grams: list[np.ndarray] | None = None
+    _control_grams: list[list[np.ndarray]] | None = None
 
     @property
     def grams(self) -> list[np.ndarray]:
@@ -77,6 +82,50 @@ class RegressionInputs:
     @property
     def layers(self) -> list[str]:
         return list(self.activations.layers)
+
+    @property
+    def control_grams(self) -> list[list[np.ndarray]]:
+        """Per control band, the Gram matrix of each of its layers (computed once)."""
+        if self._control_grams is None:
+            from brainlike.align.ridge import gram_matrix
+
+            self._control_grams = [[gram_matrix(c.arrays[layer]) for layer in c.layers] for c in self.controls]
+        return self._control_grams
+
+    @property
+    def control_name(self) -> str:
+        """The control specs joined by "+" (the records' ``control``)."""
+        return "+".join(c.model for c in self.controls)
+
+
+@dataclass
+class PartScores:
+    """Base scores of a variance partitioning (methods.md section 10); the other parts follow by the identities.
+
+    Attributes
+    ----------
+    control : str
+        The control specs joined by "+".
+    scores : dict of str to ndarray (n_targets,)
+        ``model``, ``control`` and ``joint`` R2 per target.
+    layers : dict of str to ndarray (n_choices, n_targets) of str
+        Chosen layer names per outer fold and target: ``model`` (also that of the joint fit) and ``control`` (the
+        bands' layers joined by "+").
+    target_keys : dict of str to dict of str to ndarray (n_targets,)
+        Extra per-target keys of each base part's records (e.g. ``r``, ``split_r2``).
+    ci : callable, optional
+        ``ci(columns) -> {part: (low, high)}``: bootstrap CIs over stimuli of every part aggregated over the
+        boolean target mask ``columns`` (the records' aggregation rule).
+    record_keys : dict
+        Extra keys of every partition record (e.g. ``ci`` description, ``control_identical``).
+    """
+
+    control: str
+    scores: dict[str, np.ndarray]
+    layers: dict[str, np.ndarray]
+    target_keys: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    ci: Callable[[np.ndarray], dict[str, tuple[float, float]]] | None = None
+    record_keys: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,6 +149,8 @@ class TargetScores:
         Extra keys of the aggregate record only (e.g. bootstrap CIs, a permutation p-value).
     extra_records : list of dict
         Complete additional records (e.g. a baseline row); they pass through unchanged.
+    partition : PartScores, optional
+        Set by a protocol's ``partition``: records then hold one row per part (docs/contracts.md section 7).
     """
 
     scores: np.ndarray
@@ -109,6 +160,7 @@ class TargetScores:
     record_keys: dict[str, Any] = field(default_factory=dict)
     overall_keys: dict[str, Any] = field(default_factory=dict)
     extra_records: list[dict[str, Any]] = field(default_factory=list)
+    partition: PartScores | None = None
 
     def __post_init__(self) -> None:
         self.scores = np.atleast_2d(np.asarray(self.scores, dtype=np.float64))
@@ -143,6 +195,9 @@ class Protocol:
     frame_request : callable, optional
         ``frame_request(options, dataset) -> dict`` of :func:`brainlike.extract.frames.extract_frames` keyword
         arguments (``rate``, ``pre``, ``stop``) for time-resolved protocols.
+    partition : callable, optional
+        ``partition(inputs) -> TargetScores`` with ``partition`` set: variance partitioning against
+        ``inputs.controls`` (``--control``); None when the protocol does not support it.
     """
 
     name: str
@@ -153,6 +208,7 @@ class Protocol:
     time_resolved: bool = False
     options: tuple[str, ...] = ()
     frame_request: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
+    partition: Callable[[RegressionInputs], TargetScores] | None = None
 
 
 PROTOCOLS: dict[str, Protocol] = {}
@@ -210,6 +266,8 @@ def regression_records(result: TargetScores, *, model: str, dataset, layers: lis
     rois = dataset.target_coord("roi")
     common = dict(model=model, dataset=dataset.name, metric="regression", protocol=protocol, selection=selection,
                   **result.record_keys)
+    if result.partition is not None:
+        return _partition_records(result.partition, common, dataset, subjects, rois)
     per_target = result.per_target
 
     def layer_of(cols: np.ndarray) -> str:
@@ -245,6 +303,72 @@ def regression_records(result: TargetScores, *, model: str, dataset, layers: lis
             records.append(agg.base_record(**common, score=score, sem=sem, roi=roi, n_targets=int(cols.sum()),
                                            n_subjects=len(per_subject), layer=layer_of(cols)))
     return [agg.clean(r) for r in records + list(result.extra_records)]
+
+
+def _partition_records(partition: PartScores, common: dict[str, Any], dataset, subjects: np.ndarray,
+                       rois) -> list[dict[str, Any]]:
+    """One record per part for each row of :func:`regression_records` (per target, aggregate, subject, ROI).
+
+    Aggregates of ``model``, ``control`` and ``joint`` follow the aggregation rule; the other parts are derived from
+    them by the identities of methods.md section 10 at the subject level, so the identities hold exactly in every
+    row (and for ``mean_over_targets``).
+    """
+    from brainlike.align.partition import PARTS, derive_parts
+
+    common = {**common, "control": partition.control, **partition.record_keys}
+    per_target = derive_parts(partition.scores)
+    layer_of_part = {part: "control" if part in ("control", "unique_control") else "model" for part in PARTS}
+
+    def layer(part: str, cols: np.ndarray) -> str:
+        return agg.mode(list(partition.layers[layer_of_part[part]][:, cols].ravel()))
+
+    def per_subject(cols: np.ndarray) -> dict[str, dict[str, float]]:
+        labels = list(dict.fromkeys(subjects[cols]))
+        base = {part: np.array([np.median(values[cols & (subjects == s)]) for s in labels])
+                for part, values in partition.scores.items()}
+        return {part: dict(zip(labels, map(float, v))) for part, v in derive_parts(base).items()}
+
+    def rows(cols: np.ndarray, keys: dict[str, Any], per_subject_values=None, target: int | None = None):
+        values = per_subject_values or per_subject(cols)
+        cis = partition.ci(cols) if partition.ci is not None else {}
+        out = []
+        for part in PARTS:
+            extra = dict(keys)
+            if target is not None:
+                score, sem = float(per_target[part][target]), None
+                extra.update({k: v[target] for k, v in partition.target_keys.get(part, {}).items()})
+            else:
+                score = float(np.mean(list(values[part].values())))
+                sem = agg.sem_over_subjects(list(values[part].values()))
+                if "subject" not in keys:
+                    extra["n_subjects"] = len(values[part])
+            if part in cis:
+                extra["ci_low"], extra["ci_high"] = cis[part]
+            out.append(agg.base_record(**common, score=score, sem=sem, part=part, layer=layer(part, cols),
+                                       control_layer=layer("control", cols), **extra))
+        return out
+
+    records = []
+    if dataset.n_targets <= agg.PER_TARGET_ROWS_MAX:
+        for t, name in enumerate(dataset.target_names):
+            cols = np.zeros(dataset.n_targets, dtype=bool)
+            cols[t] = True
+            records += rows(cols, {"target": name}, target=t)
+    everything = _aggregated_targets(dataset)
+    overall = per_subject(everything)
+    means = {part: float(per_target[part][everything].mean()) for part in PARTS}
+    for record in rows(everything, {"n_targets": int(everything.sum())}, overall):
+        records.append({**record, "mean_over_targets": means[record["part"]]})
+    if len(overall["model"]) > 1:
+        for subject in overall["model"]:
+            cols = subjects == subject
+            records += rows(cols, {"subject": subject, "n_targets": int(cols.sum())})
+    if rois is not None and dataset.kind != "components":
+        labels = np.asarray(rois).astype(str)
+        for roi in dict.fromkeys(labels):
+            cols = labels == roi
+            records += rows(cols, {"roi": roi, "n_targets": int(cols.sum())})
+    return [agg.clean(r) for r in records]
 
 
 def _aggregated_targets(dataset) -> np.ndarray:

@@ -3,6 +3,10 @@
 Options: ``bootstrap`` (N resamples: a percentile CI over stimuli of the aggregate, resampling the pooled
 out-of-fold predictions, and over subjects where there are several) and ``permutations`` (N reruns of the whole
 protocol on responses with shuffled stimulus labels: a null distribution and a one-sided p-value).
+
+Variance partitioning (``--control``, methods.md section 10): :func:`partition` runs the model, the control and the
+joint banded ridge (:mod:`brainlike.align.partition`) on the same folds; records hold one row per part with
+bootstrap CIs over stimuli (``bootstrap`` resamples, default 1000).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import numpy as np
 import xarray as xr
 
 from brainlike.align import aggregate as agg
+from brainlike.align.partition import PARTS
 from brainlike.align.pepino2025 import ALPHA_LIMITS, ALPHAS, RegressionResult, run_pepino2025
-from brainlike.align.protocols import Protocol, RegressionInputs, TargetScores, register_protocol
+from brainlike.align.protocols import PartScores, Protocol, RegressionInputs, TargetScores, register_protocol
 
 __all__ = ["parameters", "run", "PROTOCOL"]
 
@@ -89,7 +94,60 @@ def _permutation(inputs: RegressionInputs, responses: np.ndarray, subjects: np.n
             "n_permutations": n_perm}
 
 
+def partition(inputs: RegressionInputs) -> TargetScores:
+    """Variance partitioning of the model against ``inputs.controls`` (one band each)."""
+    from brainlike.align.banded import BAND_ALPHAS
+    from brainlike.align.partition import DEFAULT_BOOTSTRAP, bootstrap_parts, run_partition
+
+    responses = inputs.dataset.mean_responses()
+    result = run_partition(inputs.grams, inputs.control_grams, responses, inputs.folds, inputs.backend)
+    n_boot = int(inputs.options.get("bootstrap") or DEFAULT_BOOTSTRAP)
+    subjects = agg.subject_labels(inputs.dataset)
+    ci = bootstrap_parts(result.predictions, responses, subjects, n_boot, inputs.seed)
+    bands = band_labels(inputs)
+    model_layers = np.array(inputs.layers)[result.model.layer_index]
+    per_band = [np.array(c.layers)[b.layer_index] for c, b in zip(inputs.controls, result.control_bands)]
+    control_layers = np.array([["+".join(names) for names in zip(*rows)] for rows in zip(*per_band)])
+    split = {band: result.joint.split_r2[i] for i, band in enumerate(bands)}
+    split_records = np.array([{band: float(v[t]) for band, v in split.items()}
+                              for t in range(responses.shape[1])], dtype=object)
+    on_edge = result.joint.on_edge.mean(axis=0)
+    scores = PartScores(
+        control=inputs.control_name, scores=result.base_scores,
+        layers={"model": model_layers, "control": control_layers},
+        target_keys={"model": {"r": result.model.r}, "control": {"r": result.control.r},
+                     "joint": {"r": result.joint.r, "split_r2": split_records, "alpha_on_edge": on_edge}},
+        ci=ci, record_keys={"ci": f"95% percentile bootstrap over stimuli ({n_boot})",
+                            **({"control_identical": True} if result.identical else {})})
+    detail = _detail(inputs, result.model)
+    detail = detail.assign(
+        part_score=(("part", "target"), np.stack([result.parts[p] for p in PARTS])),
+        predictions_control=(("stimulus", "target"), result.control.predictions),
+        predictions_joint=(("stimulus", "target"), result.joint.predictions),
+        split_r2=(("band", "target"), result.joint.split_r2),
+        split_r2_mean=("target", result.joint.split_r2_mean),
+        joint_alpha=(("fold", "band", "target"), result.joint.alphas),
+        joint_on_edge=(("fold", "target"), result.joint.on_edge),
+        control_layer=(("fold", "target"), control_layers.astype(str)),
+    ).assign_coords(part=list(PARTS), band=bands)
+    detail.attrs.update(control=inputs.control_name, band_alphas=BAND_ALPHAS.tolist(),
+                        band_alphas_unit="relative to each band's kernel scale (trace / n of its centred Gram)")
+    return TargetScores(scores=result.model.scores[None, :], layer_index=result.model.layer_index, detail=detail,
+                        partition=scores)
+
+
+def band_labels(inputs: RegressionInputs) -> list[str]:
+    """Band names of the joint fit: ``model``, then each control spec (numbered if repeated)."""
+    labels = ["model"]
+    for control in inputs.controls:
+        label = control.model
+        while label in labels:
+            label = f"{control.model}#{sum(l.startswith(control.model) for l in labels) + 1}"
+        labels.append(label)
+    return labels
+
+
 PROTOCOL = register_protocol(Protocol(
     name="pepino2025", selection="nested-cv", run=run, parameters=parameters,
     description="Pepino et al. 2025: 5 stratified folds, inner leave-one-fold-out picks alpha and layer per target",
-    options=("bootstrap", "permutations")))
+    options=("bootstrap", "permutations"), partition=partition))

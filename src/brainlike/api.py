@@ -140,8 +140,8 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
 
 
 def downstream(models: Sequence[str] | str, *, tasks: Sequence[str] | str = "all", probe: str = "linear",
-               seed: int = 0, max_clips: int | None = None, out: str | Path | None = None,
-               progress: bool = True) -> Results:
+               seed: int = 0, max_clips: int | None = None, set_sizes: dict[str, int] | None = None,
+               out: str | Path | None = None, progress: bool = True) -> Results:
     """Probe models on downstream audio tasks (embeddings cached; HEAR-style fold protocol).
 
     Parameters
@@ -157,6 +157,10 @@ def downstream(models: Sequence[str] | str, *, tasks: Sequence[str] | str = "all
         Seed of the probes.
     max_clips : int, optional
         Evaluate each task on its fixed balanced subset of at most this many clips.
+    set_sizes : dict, optional
+        ``{audio set: clips}``: evaluate the tasks of each audio set on the set's fixed stratified subset of that
+        many clips, one clip set shared by the set's tasks (:func:`brainlike.downstream.tasks.set_subset`;
+        :data:`brainlike.downstream.tasks.STANDARD_SET_SIZES` are the sizes of the published results).
     out : path-like, optional
         Also write ``downstream.jsonl/.csv`` and ``downstream_provenance.json`` here.
     progress : bool
@@ -172,7 +176,8 @@ def downstream(models: Sequence[str] | str, *, tasks: Sequence[str] | str = "all
 
     models = [models] if isinstance(models, str) else list(models)
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
-    run = run_downstream(models, tasks, probe, seed=seed, progress=progress, max_clips=max_clips)
+    run = run_downstream(models, tasks, probe, seed=seed, progress=progress, max_clips=max_clips,
+                         set_sizes=set_sizes)
     results = Results(downstream=run.records, downstream_provenance=run.provenance)
     if out is not None:
         results.save(out)

@@ -115,3 +115,81 @@ def test_task_audio_files_lists_the_data_sets(data_root):
     assert sum(f.parent.parent.name == "esc10" for f in files) == 400
     assert sum(f.parent.parent.name == "fsdd" for f in files) == 3000  # listed once although two tasks use it
     assert all(f.is_file() for f in files[:20])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Clip sets shared by the tasks of an audio set (set_subset)
+
+
+def _strata(audio_set):
+    from brainlike.downstream.tasks import audio_set_tasks
+
+    tasks = [load_task(n) for n in audio_set_tasks(audio_set)]
+    keys = [tuple(str(c[i]) for t in tasks for c in (t.labels, t.folds)) for i in range(len(tasks[0].files))]
+    return tasks[0].files, keys
+
+
+@pytest.mark.parametrize("audio_set, n", [("fsdd", 1000), ("esc10", 150), ("ravdess", 500)])
+def test_set_subset_gives_every_stratum_its_proportional_share(data_root, audio_set, n):
+    from collections import Counter
+
+    from brainlike.downstream.tasks import set_subset
+
+    files, keys = _strata(audio_set)
+    chosen = set_subset(audio_set, n)
+    assert len(chosen) == n == len(set(chosen)) and set(chosen) <= set(files)
+    assert chosen == [f for f in files if f in set(chosen)]  # the set's own order
+    full, sub = Counter(keys), Counter(k for f, k in zip(files, keys) if f in set(chosen))
+    for stratum, size in full.items():  # largest remainder: floor or ceil of the quota
+        quota = n * size / len(files)
+        assert np.floor(quota) <= sub[stratum] <= np.ceil(quota)
+    assert set_subset(audio_set, n) == chosen  # deterministic
+    assert set_subset(audio_set, None) == files and set_subset(audio_set, 10 ** 6) == files
+
+
+def test_set_subset_hand_checked_on_fsdd(data_root):
+    """FSDD strata are digit x official split x speaker (5 / 5 / 40 clips): for 1000 of 3000 clips each gets
+    floor(1/3 of it) = 1 / 1 / 13 (900 clips) and the 100 spare clips go to the largest remainders (2/3 of the test
+    and valid strata), so every (digit, speaker) pair has 15 or 16 clips and train keeps exactly 780."""
+    from collections import Counter
+
+    from brainlike.downstream.tasks import load_task_set, set_subset
+
+    chosen = set(set_subset("fsdd", 1000))
+    task = load_task("fsdd")
+    index = np.array([int(f.rsplit("_", 1)[1].split(".")[0]) for f in task.files])
+    keep = np.array([f in chosen for f in task.files])
+    assert int(((index >= 10) & keep).sum()) == 780
+    assert int(((index < 10) & keep).sum()) == 220
+    pairs = Counter((f.split("/")[1].split("_")[0], f.split("_")[1]) for f in chosen)
+    assert len(pairs) == 60 and set(pairs.values()) <= {15, 16, 17}
+    # both FSDD tasks read the same clips
+    a, b = load_task_set("fsdd", {"fsdd": 1000}), load_task_set("fsdd-speaker", {"fsdd": 1000})
+    assert a.files == b.files == sorted(chosen, key=task.files.index)
+    assert a.splits()[0].test.size + a.splits()[0].valid.size == 220
+
+
+def test_data_clip_sets_are_pinned(data_root):
+    """The standard clip sets of the data-backed audio sets are the same on every machine (the list of file names
+    is pinned by its sha256; the clips themselves are pinned by the sets' SHA256SUMS)."""
+    import hashlib
+
+    from brainlike.downstream.tasks import STANDARD_SET_SIZES, set_subset
+
+    digests = {s: hashlib.sha256("\n".join(set_subset(s, STANDARD_SET_SIZES.get(s))).encode()).hexdigest()[:16]
+               for s in ("esc10", "fsdd", "ravdess")}
+    assert digests == PINNED_CLIP_SETS
+
+
+PINNED_CLIP_SETS: dict[str, str] = {}  # filled in below once the sizes are fixed
+
+
+def test_parse_set_sizes():
+    from brainlike.downstream.tasks import STANDARD_SET_SIZES, parse_set_sizes
+
+    assert parse_set_sizes(["fsdd=100", "esc10=40"]) == {"fsdd": 100, "esc10": 40}
+    assert parse_set_sizes(["standard"]) == STANDARD_SET_SIZES
+    assert parse_set_sizes(["standard", "fsdd=7"])["fsdd"] == 7
+    for bad in (["fsd=10"], ["fsdd=0"], ["fsdd"], ["fsdd=x"]):
+        with pytest.raises(DataError, match="bad set size"):
+            parse_set_sizes(bad)

@@ -15,6 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-clips", type=int, default=None, metavar="N",
                    help="evaluate each task on its fixed balanced subset of at most N clips (default: all clips)")
+    p.add_argument("--set-sizes", nargs="+", default=None, metavar="SET=N",
+                   help="clips per audio set (one fixed stratified subset shared by the set's tasks), e.g. "
+                        "fsdd=1000 ravdess=600; 'standard' = the sizes of the published results")
     p.add_argument("--json", action="store_true", help="print only a JSON list of records on stdout")
     p.add_argument("--out", default=None, help="write downstream.jsonl/.csv and provenance into this folder")
     p.set_defaults(handler=_downstream)
@@ -42,8 +45,11 @@ def _downstream(args: argparse.Namespace) -> int:
     from brainlike.api import downstream
     from brainlike.downstream.evaluate import summary_table
 
+    from brainlike.downstream.tasks import parse_set_sizes
+
+    sizes = parse_set_sizes(args.set_sizes) if args.set_sizes else None
     results = downstream(args.models, tasks=args.task, probe=args.probe, seed=args.seed, max_clips=args.max_clips,
-                         out=args.out, progress=progress.enabled())
+                         set_sizes=sizes, out=args.out, progress=progress.enabled())
     if args.json:
         json.dump(results.downstream, sys.stdout, indent=1)
         sys.stdout.write("\n")

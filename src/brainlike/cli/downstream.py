@@ -33,7 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("link", help="correlate brain scores with downstream scores across models")
     p.add_argument("results", nargs="+", metavar="RESULTS", help="results folders or .jsonl files")
     p.add_argument("--probe", default=None, help="downstream probe to use (default: the most frequent)")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples over models (default 2000)")
+    p.add_argument("--bootstrap", type=int, default=2000,
+                   help="bootstrap resamples over models and over model families (default 2000)")
+    p.add_argument("--subsets", nargs="+", default=["all"], choices=["all", "trained", "twins"],
+                   help="model subsets: all models; trained (no twins, baselines, random-features); twins "
+                        "(default all); the global score is recomputed within each")
+    p.add_argument("--no-plots", action="store_true", help="with --out, skip the scatter plots")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print only a JSON list of rows on stdout")
     p.add_argument("--out", default=None, help="write link.jsonl/.csv, link_table.md and scatter plots here")
@@ -87,7 +92,8 @@ def _link(args: argparse.Namespace) -> int:
     from brainlike.api import link
     from brainlike.downstream.link import table1
 
-    rows = link(*args.results, probe=args.probe, n_bootstrap=args.bootstrap, seed=args.seed, out=args.out)
+    rows = link(*args.results, probe=args.probe, n_bootstrap=args.bootstrap, seed=args.seed, subsets=args.subsets,
+                out=args.out, plots=not args.no_plots)
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -7,6 +7,11 @@ model finishes; models already in the file are skipped, so a killed run resumes.
 
     OMP_NUM_THREADS=1 nice -n 10 python scripts/downstream_throughput.py --clips 4 --workers 2 \
         --out docs/results/downstream/throughput_sample.csv
+    python scripts/downstream_throughput.py --plan --budget-h 6 --out docs/results/downstream/throughput_sample.csv
+
+``--plan`` picks the set sizes: one cap N on the clips of every audio set (sets with fewer clips are taken
+whole), the largest N (a multiple of 10) for which the predicted embedding CPU time of all measured models,
+sum over models and sets of min(N, set size) / (clips per CPU-second), stays within ``--budget-h``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ def cpu_seconds() -> float:
 
 
 def sample_clips(n: int) -> dict[str, tuple[list, int]]:
-    """``{audio set: (clips, rate)}``: the first ``n`` clips of each set's stratified subset (same for every model)."""
+    """``{audio set: (clips, rate)}``: ``n`` clips of each set (its first task's balanced subset; the same for every model)."""
     from brainlike.downstream.tasks import load_task
 
     out = {}
@@ -77,13 +82,46 @@ def all_models() -> list[str]:
     return names + [m["name"] + "@random" for m in rows if m["family"] == "zoo" and m["random_twin"]]
 
 
+FULL_SIZES = {"esc10": 400, "fsdd": 3000, "ravdess": 1440, "nsynth": 1760, "music-style": 600}
+
+
+def predicted_cpu_s(rates, sizes: dict[str, int]) -> float:
+    """Predicted embedding CPU seconds of every model in ``rates`` (frame: model, audio_set, clips_per_cpu_s)."""
+    return float(sum(sizes[row.audio_set] / row.clips_per_cpu_s for row in rates.itertuples()))
+
+
+def plan(path: Path, budget_h: float) -> dict[str, int]:
+    """The largest common cap (multiple of 10) within the budget; prints the table of candidates."""
+    import pandas as pd
+
+    rates = pd.read_csv(path)
+    full = predicted_cpu_s(rates, FULL_SIZES)
+    print(f"{rates['model'].nunique()} models; full sets: {full / 3600:.2f} CPU-h")
+    best = None
+    for cap in range(10, max(FULL_SIZES.values()) + 10, 10):
+        sizes = {k: min(v, cap) for k, v in FULL_SIZES.items()}
+        if predicted_cpu_s(rates, sizes) <= budget_h * 3600:
+            best = sizes
+    assert best is not None
+    for cap in sorted({best["fsdd"], 300, 400, 500, 600, 800, 1000}):
+        sizes = {k: min(v, cap) for k, v in FULL_SIZES.items()}
+        print(f"cap {cap}: {sizes}: {predicted_cpu_s(rates, sizes) / 3600:.2f} CPU-h")
+    print(f"chosen: {best} ({predicted_cpu_s(rates, best) / 3600:.2f} CPU-h)")
+    return best
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--plan", action="store_true", help="choose the set sizes from --out (no measuring)")
+    parser.add_argument("--budget-h", type=float, default=6.0)
     parser.add_argument("models", nargs="*")
     args = parser.parse_args(argv)
+    if args.plan:
+        plan(args.out, args.budget_h)
+        return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     models = args.models or all_models()
     done = set()

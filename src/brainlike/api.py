@@ -158,7 +158,7 @@ def downstream(models: Sequence[str] | str, *, tasks: Sequence[str] | str = "all
     max_clips : int, optional
         Evaluate each task on its fixed balanced subset of at most this many clips.
     set_sizes : dict, optional
-        ``{audio set: clips}``: evaluate the tasks of each audio set on the set's fixed stratified subset of that
+        ``{audio set: clips}``: evaluate the tasks of each audio set on the set's fixed balanced subset of that
         many clips, one clip set shared by the set's tasks (:func:`brainlike.downstream.tasks.set_subset`;
         :data:`brainlike.downstream.tasks.STANDARD_SET_SIZES` are the sizes of the published results).
     out : path-like, optional

@@ -129,8 +129,8 @@ def _strata(audio_set):
     return tasks[0].files, keys
 
 
-@pytest.mark.parametrize("audio_set, n", [("fsdd", 1000), ("esc10", 150), ("ravdess", 500)])
-def test_set_subset_gives_every_stratum_its_proportional_share(data_root, audio_set, n):
+@pytest.mark.parametrize("audio_set, n", [("fsdd", 350), ("esc10", 150), ("ravdess", 500)])
+def test_set_subset_is_balanced_over_the_joint_strata(data_root, audio_set, n):
     from collections import Counter
 
     from brainlike.downstream.tasks import set_subset
@@ -140,33 +140,35 @@ def test_set_subset_gives_every_stratum_its_proportional_share(data_root, audio_
     assert len(chosen) == n == len(set(chosen)) and set(chosen) <= set(files)
     assert chosen == [f for f in files if f in set(chosen)]  # the set's own order
     full, sub = Counter(keys), Counter(k for f, k in zip(files, keys) if f in set(chosen))
-    for stratum, size in full.items():  # largest remainder: floor or ceil of the quota
-        quota = n * size / len(files)
-        assert np.floor(quota) <= sub[stratum] <= np.ceil(quota)
+    t = min(sub[k] for k in full if sub[k] < full[k])  # the last round-robin level every open stratum reached
+    for stratum, size in full.items():  # every stratum: t or t + 1 clips, or all of them
+        assert min(size, t) <= sub[stratum] <= min(size, t + 1)
     assert set_subset(audio_set, n) == chosen  # deterministic
     assert set_subset(audio_set, None) == files and set_subset(audio_set, 10 ** 6) == files
 
 
 def test_set_subset_hand_checked_on_fsdd(data_root):
-    """FSDD strata are digit x official split x speaker (5 / 5 / 40 clips): for 1000 of 3000 clips each gets
-    floor(1/3 of it) = 1 / 1 / 13 (900 clips) and the 100 spare clips go to the largest remainders (2/3 of the test
-    and valid strata), so every (digit, speaker) pair has 15 or 16 clips and train keeps exactly 780."""
+    """FSDD strata are digit x official split x speaker (180 strata of 5 / 5 / 40 clips): 350 clips are one clip
+    of every stratum (180) and a second one of the first 170 strata; both FSDD tasks read them."""
     from collections import Counter
 
     from brainlike.downstream.tasks import load_task_set, set_subset
 
-    chosen = set(set_subset("fsdd", 1000))
+    chosen = set(set_subset("fsdd", 350))
     task = load_task("fsdd")
     index = np.array([int(f.rsplit("_", 1)[1].split(".")[0]) for f in task.files])
     keep = np.array([f in chosen for f in task.files])
-    assert int(((index >= 10) & keep).sum()) == 780
-    assert int(((index < 10) & keep).sum()) == 220
-    pairs = Counter((f.split("/")[1].split("_")[0], f.split("_")[1]) for f in chosen)
-    assert len(pairs) == 60 and set(pairs.values()) <= {15, 16, 17}
-    # both FSDD tasks read the same clips
-    a, b = load_task_set("fsdd", {"fsdd": 1000}), load_task_set("fsdd-speaker", {"fsdd": 1000})
-    assert a.files == b.files == sorted(chosen, key=task.files.index)
-    assert a.splits()[0].test.size + a.splits()[0].valid.size == 220
+    split = np.where(index < 5, "test", np.where(index < 10, "valid", "train"))
+    digit = np.array([f.split("/")[1].split("_")[0] for f in task.files])
+    speaker = np.array([f.split("_")[1] for f in task.files])
+    per_stratum = Counter(zip(digit[keep], split[keep], speaker[keep]))
+    assert len(per_stratum) == 180 and sorted(Counter(per_stratum.values()).items()) == [(1, 10), (2, 170)]
+    for name in ("test", "valid", "train"):
+        assert 110 <= int((keep & (split == name)).sum()) <= 120
+    a, b = load_task_set("fsdd", {"fsdd": 350}), load_task_set("fsdd-speaker", {"fsdd": 350})
+    assert a.files == b.files == [f for f in task.files if f in chosen]
+    (only,) = a.splits()
+    assert len(only.test) == int((keep & (split == "test")).sum())
 
 
 def test_data_clip_sets_are_pinned(data_root):
@@ -181,7 +183,7 @@ def test_data_clip_sets_are_pinned(data_root):
     assert digests == PINNED_CLIP_SETS
 
 
-PINNED_CLIP_SETS: dict[str, str] = {}  # filled in below once the sizes are fixed
+PINNED_CLIP_SETS = {"esc10": "f4869d89588e7693", "fsdd": "61754274f5bd726a", "ravdess": "a61ccb70940b2820"}
 
 
 def test_parse_set_sizes():

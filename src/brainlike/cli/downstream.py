@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-clips", type=int, default=None, metavar="N",
                    help="evaluate each task on its fixed balanced subset of at most N clips (default: all clips)")
     p.add_argument("--set-sizes", nargs="+", default=None, metavar="SET=N",
-                   help="clips per audio set (one fixed stratified subset shared by the set's tasks), e.g. "
+                   help="clips per audio set (one fixed balanced subset shared by the set's tasks), e.g. "
                         "fsdd=1000 ravdess=600; 'standard' = the sizes of the published results")
     p.add_argument("--json", action="store_true", help="print only a JSON list of records on stdout")
     p.add_argument("--out", default=None, help="write downstream.jsonl/.csv and provenance into this folder")

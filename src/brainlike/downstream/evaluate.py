@@ -223,7 +223,7 @@ def run_downstream(models: Sequence[str], tasks: Sequence[str] = ("all",), probe
                    set_sizes: dict[str, int] | None = None) -> DownstreamRun:
     """Embed (cached) and probe every model on every task; add global scores.
 
-    ``set_sizes`` (``{audio set: clips}``) evaluates the tasks of each audio set on the set's fixed stratified
+    ``set_sizes`` (``{audio set: clips}``) evaluates the tasks of each audio set on the set's fixed balanced
     subset of that many clips (:func:`~brainlike.downstream.tasks.set_subset`); ``max_clips`` (older) on each
     task's fixed balanced subset of at most that many clips (:meth:`Task.subset`). Timings per model: ``embed_s``
     (model loading + embedding, wall, near zero when cached), ``embed_cpu_s`` (CPU, every thread), ``probe_s``,

@@ -97,7 +97,8 @@ TASKS: dict[str, TaskInfo] = {
 
 #: Clips per audio set of the published downstream results (docs/results/downstream/README.md: chosen from the
 #: measured embedding throughput of every model so that embedding all of them stays within about 6 CPU-hours).
-STANDARD_SET_SIZES: dict[str, int] = {}
+STANDARD_SET_SIZES: dict[str, int] = {"esc10": 350, "fsdd": 350, "ravdess": 350, "nsynth": 350,
+                                       "music-style": 350}
 
 
 @dataclass(frozen=True)
@@ -291,14 +292,15 @@ def audio_sets() -> list[str]:
 
 
 def set_subset(audio_set: str, n_clips: int | None) -> list[str]:
-    """The fixed stratified subset of ``n_clips`` clips of an audio set (every clip when ``n_clips`` is None or at
+    """The fixed balanced subset of ``n_clips`` clips of an audio set (every clip when ``n_clips`` is None or at
     least the set's size), shared by every task that reads the set.
 
     Strata are the combinations of the label and fold of every task on the set (e.g. FSDD: digit x official split
-    x speaker; NSynth: pitch x family x instrument fold). Each stratum gets its share of ``n_clips`` in proportion
-    to its size (largest remainder; remainders tied to 1e-12 go to the strata with the smaller sha256 of their
-    name), so that every label, fold and split keeps its proportion of the full set. Within a stratum clips are
-    taken in the order of the sha256 of their file name. Returns file names in the set's clip order.
+    x speaker; NSynth: pitch x family x instrument fold; ESC-10: class x fold). Clips are taken round-robin over
+    the strata, one clip per stratum per round (strata in the order of the sha256 of their name, clips within a
+    stratum in the order of the sha256 of their file name), until ``n_clips`` are chosen: every stratum gets
+    ``t`` or ``t + 1`` clips, or all of its clips when it has fewer (the rule of :meth:`Task.subset`, applied to
+    the joint strata of the set's tasks). Returns file names in the set's clip order.
     """
     tasks = [load_task(name) for name in audio_set_tasks(audio_set)]
     files = tasks[0].files
@@ -311,20 +313,19 @@ def set_subset(audio_set: str, n_clips: int | None) -> list[str]:
     for i in range(len(files)):
         strata.setdefault(tuple(c[i] for c in columns), []).append(i)
     keys = sorted(strata, key=lambda k: hashlib.sha256("|".join(k).encode()).hexdigest())
-    quota = {k: n_clips * len(strata[k]) / len(files) for k in keys}
-    take = {k: int(np.floor(quota[k] + 1e-12)) for k in keys}
-    spare = n_clips - sum(take.values())
-    for k in sorted(keys, key=lambda k: -round(quota[k] - take[k], 12))[:spare]:  # stable: ties keep hash order
-        take[k] += 1
-    chosen = []
-    for k in keys:
-        members = sorted(strata[k], key=lambda i: hashlib.sha256(files[i].encode()).hexdigest())
-        chosen += members[:take[k]]
+    members = {k: sorted(strata[k], key=lambda i: hashlib.sha256(files[i].encode()).hexdigest()) for k in keys}
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < n_clips:
+        for k in keys:
+            if depth < len(members[k]) and len(chosen) < n_clips:
+                chosen.append(members[k][depth])
+        depth += 1
     return [files[i] for i in sorted(chosen)]
 
 
 def load_task_set(name: str, set_sizes: dict[str, int] | None = None) -> Task:
-    """A task on its audio set's fixed stratified subset of ``set_sizes[audio set]`` clips (:func:`set_subset`);
+    """A task on its audio set's fixed balanced subset of ``set_sizes[audio set]`` clips (:func:`set_subset`);
     the whole task when its set is not in ``set_sizes``."""
     task = load_task(name)
     size = (set_sizes or {}).get(task.info.audio_set)

@@ -21,8 +21,10 @@ SEED = 0
 """Seed of every random draw in scoring (splits, bootstrap, permutations)."""
 
 
-def extract(model: str, stimuli: Any = "natsound165", *, cache: bool = True, progress: bool = True):
-    """Time-averaged activations of one model for a stimulus set (cached).
+def extract(model: str, stimuli: Any = "natsound165", *, cache: bool = True, progress: bool = True,
+            frames: bool = False, rate: float = 25.0, pre: float = 0.5, stop: float = 3.0,
+            layers: Sequence[str] | None = None):
+    """Activations of one model for a stimulus set (cached): time-averaged, or frame-level with ``frames=True``.
 
     Parameters
     ----------
@@ -34,24 +36,40 @@ def extract(model: str, stimuli: Any = "natsound165", *, cache: bool = True, pro
         Read and write the activation cache.
     progress : bool
         Show a progress bar on stderr.
+    frames : bool
+        Frame-level activations on time bins (:func:`brainlike.extract.frames.extract_frames`): each sound run with
+        ``pre`` s of silence before it and silence up to ``stop`` s after onset, frames put on bins of ``rate`` Hz.
+    rate, pre, stop : float
+        Time base of the frames (bins per second, seconds before onset, end of the response window).
+    layers : sequence of str, optional
+        Frames only: restrict to these layers.
 
     Returns
     -------
-    brainlike.extract.Activations
-        ``{layer: (n_stimuli, features)}`` arrays in stimulus order, with the cache key and provenance.
+    brainlike.extract.Activations or brainlike.extract.frames.FrameActivations
+        Time-averaged ``{layer: (n_stimuli, features)}``, or frame-level ``{layer: (n_stimuli, n_bins, features)}``
+        with ``bin_times``; with the cache key and provenance.
     """
     from brainlike.data.stimuli import load_stimulus_set
     from brainlike.extract import extract_activations
     from brainlike.models.registry import load_model
 
     stimulus_set = load_stimulus_set(stimuli) if isinstance(stimuli, (str, Path)) else stimuli
+    if frames:
+        from brainlike.extract.frames import extract_frames
+
+        return extract_frames(load_model(model), stimulus_set, rate=rate, pre=pre, stop=stop, layers=layers,
+                              cache=cache, progress=progress)
+    if layers is not None:
+        raise BrainlikeError("layers= restricts frame-level extraction only (frames=True)")
     return extract_activations(load_model(model), stimulus_set, cache=cache, progress_bar=progress)
 
 
 def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", metric: str = "all",
           protocol: str = "pepino2025", out: str | Path | None = None, device: str = "cpu",
           backend: str | None = None, cache: bool = True, progress: bool = True, bootstrap: int = 0,
-          permutations: int = 0, options: dict[str, Any] | None = None) -> Results:
+          permutations: int = 0, options: dict[str, Any] | None = None,
+          window: tuple[float, float] | str | None = None) -> Results:
     """Score audio models against a neural dataset, layer by layer.
 
     Parameters
@@ -81,6 +99,10 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
         pepino2025: label permutations for a null distribution and p-value of the aggregate.
     options : dict, optional
         Further protocol options (each protocol documents its own).
+    window : (float, float) or str, optional
+        Time-resolved dataset under a time-averaged protocol (pepino2025, tuckute2023, RSA): responses are averaged
+        over the bins starting in [start, stop) seconds from onset; default (0, 2) (``"0:2"``). Records carry
+        ``window``. Not allowed for a time-averaged dataset.
 
     Returns
     -------
@@ -113,6 +135,7 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     neural = load_dataset(dataset)
     stimuli = load_stimulus_set(neural.attrs.get("stimulus_set", "natsound165"))
     neural = neural.align_to(stimuli.ids)
+    neural, window_keys = _time_averaged(neural, window, spec.time_resolved)
     loaded = [load_model(name) for name in models]  # fail early on unknown names
     records: list[dict] = []
     details = []
@@ -127,16 +150,36 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
             details.append(detail)
         if "rsa" in metrics:
             records += rsa(activations, neural, stimuli.folds, spec.name)
+    records = [{**record, **window_keys} for record in records]
     provenance = {
         "started": started, "protocol": spec.name, "metrics": metrics, "dataset": neural.name, "seed": SEED,
         "protocol_parameters": spec.parameters(options), "device": device, "backend": backend,
-        "bootstrap": bootstrap, "permutations": permutations, "options": options,
+        "bootstrap": bootstrap, "permutations": permutations, "options": options, **window_keys,
         "data_checksums": {"stimuli": stimuli.checksum, **neural.checksums}, "models": model_info,
     }
     results = Results(records, detail=merge_details(details), provenance=provenance)
     if out is not None:
         results.save(out)
     return results
+
+
+def _time_averaged(neural: Any, window: tuple[float, float] | str | None,
+                   time_resolved_protocol: bool) -> tuple[Any, dict[str, str]]:
+    """A time-resolved dataset averaged over ``window`` for a time-averaged protocol, and the record keys to add."""
+    from brainlike.data.neural import format_window, parse_window
+    from brainlike.errors import ProtocolError
+
+    if not neural.time_resolved or time_resolved_protocol:
+        if window is not None and not neural.time_resolved:
+            raise ProtocolError(f"--window applies to time-resolved datasets; {neural.name} has no time dimension")
+        return neural, {}
+    start, stop = parse_window(window) if isinstance(window, str) else (window or DEFAULT_WINDOW)
+    averaged = neural.window_average(float(start), float(stop))
+    return averaged, {"window": format_window(float(start), float(stop))}
+
+
+DEFAULT_WINDOW = (0.0, 2.0)
+"""Seconds from sound onset averaged when a time-resolved dataset meets a time-averaged protocol."""
 
 
 def downstream(models: Sequence[str] | str, *, tasks: Sequence[str] | str = "all", probe: str = "linear",

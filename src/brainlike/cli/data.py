@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("fetch", help="download data (natsound165, nh2015-components, nh2015, b2021)")
+    p = subparsers.add_parser("fetch", help="download data (natsound165, nh2015-components, ecog-nh2022, nh2015, b2021)")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.add_argument("--dest", default=None, help="data folder to fill (default: BRAINLIKE_DATA or the user data dir)")
     p.add_argument("--accept-sha256", default=None,

@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="bootstrap CIs (over stimuli and subjects) for the overall regression score")
     p.add_argument("--permutations", type=int, default=0, metavar="N",
                    help="permutation null (shuffled stimulus labels) for the overall regression score")
+    p.add_argument("--window", default=None, metavar="A:B",
+                   help="time-resolved dataset under a time-averaged protocol: average the bins starting in [A, B) "
+                        "seconds from onset (default 0:2)")
     p.set_defaults(handler=_score)
 
     p = subparsers.add_parser("compare", help="paired Wilcoxon test across subjects between two models")
@@ -36,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("extract", help="extract and cache a model's activations for a stimulus set")
     p.add_argument("models", nargs="+", metavar="MODEL")
     p.add_argument("--stimuli", default="natsound165")
+    p.add_argument("--frames", action="store_true",
+                   help="frame-level activations on time bins (sounds padded with silence; float16 cache per layer)")
+    p.add_argument("--rate", type=float, default=25.0, help="--frames: bins per second (default 25)")
+    p.add_argument("--pre", type=float, default=0.5, help="--frames: seconds of bins before onset (default 0.5)")
+    p.add_argument("--stop", type=float, default=3.0, help="--frames: end of the response window, s (default 3)")
+    p.add_argument("--layers", default=None, help="--frames: comma-separated layers (default: all with a time axis)")
     p.set_defaults(handler=_extract)
 
     p = subparsers.add_parser("models", help="list models and whether they can run here")
@@ -61,7 +70,7 @@ def _score(args: argparse.Namespace) -> int:
 
     records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
                     device=args.device, backend=args.backend, cache=not args.no_cache, progress=progress.enabled(),
-                    bootstrap=args.bootstrap, permutations=args.permutations)
+                    bootstrap=args.bootstrap, permutations=args.permutations, window=args.window)
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -86,12 +95,40 @@ def _extract(args: argparse.Namespace) -> int:
     from brainlike import progress
     from brainlike.api import extract
 
+    if args.frames:
+        return _extract_frames(args)
+    if args.layers is not None:
+        from brainlike.errors import BrainlikeError
+
+        raise BrainlikeError("--layers applies to --frames only")
     for spec in args.models:
         activations = extract(spec, args.stimuli, progress=progress.enabled())
         shapes = ", ".join(f"{layer} {activations.arrays[layer].shape[1]}" for layer in activations.layers)
         state = "cached" if activations.from_cache else "extracted"
         print(f"{spec}: {state} {len(activations.stimulus_ids)} stimuli; layers: {shapes}")
     return 0
+
+
+def _extract_frames(args: argparse.Namespace) -> int:
+    from brainlike import progress
+    from brainlike.api import extract
+
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    for spec in args.models:
+        frames = extract(spec, args.stimuli, progress=progress.enabled(), frames=True, rate=args.rate, pre=args.pre,
+                         stop=args.stop, layers=layers)
+        state = "cached" if frames.from_cache else "extracted"
+        hops = frames.info.get("frame_hop_s", {})
+        shapes = ", ".join(f"{layer} {frames.info['shape'][layer][-1]} ({_hop(hops.get(layer))})"
+                           for layer in frames.layers)
+        print(f"{spec}: {state} frames of {len(frames.stimulus_ids)} stimuli, {len(frames.bin_times)} bins at "
+              f"{frames.rate:g} Hz from {frames.bin_times[0]:g} s, {'causal' if frames.causal else 'non-causal'}; "
+              f"layers: {shapes}")
+    return 0
+
+
+def _hop(hop: float | None) -> str:
+    return "frames every ? ms" if hop is None else f"frames every {hop * 1000:.3g} ms"
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -142,8 +179,11 @@ def _cache(args: argparse.Namespace) -> int:
         print(cache_root())
         return 0
     bad = 0
-    for kind in ("activations", "embeddings"):
-        for row in ArrayCache(kind).verify():
+    from brainlike.extract.frames import FrameStore
+
+    stores = [(kind, ArrayCache(kind)) for kind in ("activations", "embeddings")] + [("frames", FrameStore())]
+    for kind, store in stores:
+        for row in store.verify():
             if row["status"] != "ok":
                 bad += 1
                 print(f"{kind}/{row['key'][:16]}: {row['status']} ({row['detail']})")

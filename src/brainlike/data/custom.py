@@ -2,17 +2,20 @@
 
 netCDF layout (what ``brainlike simulate`` writes)::
 
-    variable  responses (stimulus, target, repetition)   float; NaN marks a missing repetition
+    variable  responses (stimulus, [time,] target, repetition)   float; NaN marks a missing repetition
     coords    stimulus  (stimulus)  str   stimulus names of the stimulus set (e.g. stim5_alarm_clock)
-              target    (target)    str   target names (voxel ids, electrodes, components, time bins...)
+              time      (time)      float optional; bin STARTS in seconds from sound onset (time-resolved data):
+                                          one fixed rate, increasing, no bin NaN in every repetition
+              target    (target)    str   target names (voxel ids, electrodes, components...)
               subject   (target)    str   optional; targets of one subject are aggregated together
               roi       (target)    str   optional; ROI label per target
     attrs     stimulus_set = "natsound165" (default), kind = "voxels" | "electrodes" | "components" | "targets",
               synthetic = 0 | 1, description, citation
 
-``repetition`` may be absent (responses (stimulus, target) = one repetition). ``.npz`` files hold the same arrays
-under the same names (``responses``, ``stimulus``, optional ``target``, ``subject``, ``roi``), strings as unicode
-arrays (no pickles). Responses are aligned to the stimulus set by stimulus NAME, never by position.
+``repetition`` may be absent (responses (stimulus, [time,] target) = one repetition). ``.npz`` files hold the same
+arrays under the same names (``responses``, ``stimulus``, optional ``time``, ``target``, ``subject``, ``roi``),
+strings as unicode arrays (no pickles); with a ``time`` array, ``responses`` is (stimulus, time, target[,
+repetition]). Responses are aligned to the stimulus set by stimulus NAME, never by position.
 """
 
 from __future__ import annotations
@@ -65,36 +68,60 @@ def _read_npz(path: Path) -> tuple[xr.DataArray, dict]:
         if "responses" not in bundle or "stimulus" not in bundle:
             raise DataError(f"{path}: npz needs arrays 'responses' and 'stimulus' (found {list(bundle.keys())})")
         responses = np.asarray(bundle["responses"], dtype=np.float64)
-        if responses.ndim == 2:
-            responses = responses[:, :, None]
-        if responses.ndim != 3:
-            raise DataError(f"{path}: responses must be (stimulus, target[, repetition]); got {responses.shape}")
-        n_targets = responses.shape[1]
+        timed = "time" in bundle
+        dims = ("stimulus", "time", "target", "repetition") if timed else ("stimulus", "target", "repetition")
+        if responses.ndim == len(dims) - 1:
+            responses = responses[..., None]
+        if responses.ndim != len(dims):
+            expected = "(stimulus, time, target[, repetition])" if timed else "(stimulus, target[, repetition])"
+            raise DataError(f"{path}: responses must be {expected}; got shape {responses.shape}")
+        n_targets = responses.shape[dims.index("target")]
         targets = bundle["target"].astype(str) if "target" in bundle else np.array([f"t{i}" for i in range(n_targets)])
         coords = {"stimulus": bundle["stimulus"].astype(str), "target": targets,
-                  "repetition": np.arange(responses.shape[2])}
+                  "repetition": np.arange(responses.shape[-1])}
+        if timed:
+            coords["time"] = _time_values(bundle["time"], path)
         for name in TARGET_COORDS:
             if name in bundle:
                 coords[name] = ("target", bundle[name].astype(str))
         attrs = {k: str(bundle[k]) for k in ("stimulus_set", "kind", "synthetic") if k in bundle}
     try:
-        array = xr.DataArray(responses, dims=("stimulus", "target", "repetition"), coords=coords, name="responses")
+        array = xr.DataArray(responses, dims=dims, coords=coords, name="responses")
     except ValueError as exc:
         raise DataError(f"{path}: array sizes do not match ({exc})") from None
     return array, attrs
 
 
+def _time_values(values: np.ndarray, path: Path) -> np.ndarray:
+    values = np.asarray(values)
+    if np.issubdtype(values.dtype, np.timedelta64):  # netCDF "seconds" units decode to timedeltas
+        return values / np.timedelta64(1, "s")
+    if np.issubdtype(values.dtype, np.datetime64):
+        raise DataError(f"{path}: the time coordinate holds dates; give bin starts in seconds from sound onset")
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: the time coordinate must be numbers (bin starts in seconds)") from None
+
+
 def _normalise(array: xr.DataArray, path: Path) -> xr.DataArray:
-    if array.ndim == 2:
-        array = array.expand_dims("repetition", axis=2)
-    if set(array.dims) != {"stimulus", "target", "repetition"}:
-        raise DataError(f"{path}: responses dims must be (stimulus, target[, repetition]); got {array.dims}")
-    array = array.transpose("stimulus", "target", "repetition").astype(np.float64)
-    for dim in ("stimulus", "target"):
+    timed = "time" in array.dims
+    base = {"stimulus", "time", "target"} if timed else {"stimulus", "target"}
+    if set(array.dims) == base:
+        array = array.expand_dims("repetition", axis=array.ndim)
+    if set(array.dims) != base | {"repetition"}:
+        expected = "(stimulus, time, target[, repetition])" if timed else "(stimulus, target[, repetition])"
+        raise DataError(f"{path}: responses dims must be {expected}; got {array.dims}")
+    order = ("stimulus", "time", "target", "repetition") if timed else ("stimulus", "target", "repetition")
+    array = array.transpose(*order).astype(np.float64)
+    for dim in ("stimulus", "target") + (("time",) if timed else ()):
         if dim not in array.coords:
-            raise DataError(f"{path}: responses need a '{dim}' coordinate of names")
+            raise DataError(f"{path}: responses need a '{dim}' coordinate"
+                            + (" (bin starts in seconds)" if dim == "time" else " of names"))
     array = array.assign_coords(stimulus=array["stimulus"].values.astype(str),
                                 target=array["target"].values.astype(str))
+    if timed:
+        array = array.assign_coords(time=_time_values(array["time"].values, path))
     if "repetition" not in array.coords:
         array = array.assign_coords(repetition=np.arange(array.sizes["repetition"]))
     return array
@@ -117,10 +144,16 @@ def validate_file(path: str | Path, stimulus_ids: list[str] | None = None) -> li
         if extra:
             problems.append(f"{len(extra)} stimulus names are not in the stimulus set, e.g. {extra[:3]}")
     reps = dataset.responses.sizes["repetition"]
-    missing_reps = int(np.isnan(dataset.responses.values).any(axis=(0, 2)).sum())
+    values = dataset.responses.transpose(..., "target", "repetition").values
+    missing_reps = int(np.isnan(values.reshape(-1, values.shape[-2], values.shape[-1])).any(axis=(0, 2)).sum())
     if missing_reps:
         problems.append(f"{missing_reps} targets miss some repetitions (NaN); tuckute2023 needs complete "
                         "repetitions")
     if reps == 1:
         problems.append("note: one repetition only: no noise ceiling or noise correction is possible")
+    if dataset.time_resolved:
+        times = dataset.times
+        problems.append(f"note: time-resolved: {len(times)} bins at {dataset.rate:g} Hz from {times[0]:g} s "
+                        "(time-averaged protocols average the bins starting in [0, 2) s unless --window says "
+                        "otherwise)")
     return problems

@@ -1,8 +1,10 @@
 """``brainlike fetch``: download data files from their source repositories, verified by sha256 before use.
 
-Sources (contracts.md section 6): raw files of snormanhaignere/natsound165-neuron2015 at a pinned commit.
-``BRAINLIKE_MIRROR`` replaces the base URL (a local HTTP server or a ``file://`` URL in tests). Every file goes to
-a temporary name, is checked against the sha256 shipped inside brainlike, and only then renamed into place.
+Sources (contracts.md section 6): raw files of snormanhaignere/natsound165-neuron2015 and (ECoG) of
+snormanhaignere/song-ecog-current-biology, each at a pinned commit. ``BRAINLIKE_MIRROR`` replaces the base URL of
+both (a local HTTP server or a ``file://`` URL in tests; the repositories' paths do not collide: ``stimuli/...``,
+``data/components.mat``, ``data/ecog_*.mat``, ...). Every file goes to a temporary name, is checked against the
+sha256 shipped inside brainlike, and only then renamed into place.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from brainlike.errors import ChecksumError, DataError, UnknownNameError
 
 NATSOUND_COMMIT = "b41b99ff620d7997dbf278fc770f58566707726a"
 DEFAULT_BASE = f"https://raw.githubusercontent.com/snormanhaignere/natsound165-neuron2015/{NATSOUND_COMMIT}/"
+ECOG_COMMIT = "03bb41e95d04c191acd3b76b1c11d7185096f1f3"
+ECOG_BASE = f"https://raw.githubusercontent.com/snormanhaignere/song-ecog-current-biology/{ECOG_COMMIT}/"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class RemoteFile:
     source: str  # path relative to the base URL
     dest: str  # path relative to the data root
     sha256: str
+    base: str = DEFAULT_BASE  # the source repository at its pinned commit (BRAINLIKE_MIRROR replaces it)
 
 
 def _resource(*parts: str) -> Path:
@@ -59,15 +64,36 @@ def _natsound_local() -> list[tuple[Path, str]]:
             (_resource("natsound165", "stimuli_SHA256SUMS"), "natsound165/stimuli/SHA256SUMS")]
 
 
+def _ecog_files(select: Callable[[str], bool]) -> Callable[[], list[RemoteFile]]:
+    def files() -> list[RemoteFile]:
+        from brainlike.data.ecog import FOLDER, shipped_sums
+
+        return [RemoteFile(f"data/{path}", f"{FOLDER}/{path}", digest, ECOG_BASE)
+                for path, digest in sorted(shipped_sums().items()) if select(path)]
+
+    return files
+
+
+def _ecog_local() -> list[tuple[Path, str]]:
+    return [(_resource("ecog_nh2022", "SHA256SUMS"), "ecog_nh2022/SHA256SUMS")]
+
+
 FETCHABLE: dict[str, tuple[Callable[[], list[RemoteFile]], Callable[[], list[tuple[Path, str]]]]] = {
     "natsound165": (_natsound_files, _natsound_local),
     "nh2015-components": (_component_files, lambda: [(_resource("nh2015_components", "SHA256SUMS"),
                                                       "nh2015_components/SHA256SUMS")]),
+    "ecog-nh2022": (_ecog_files(lambda path: True), _ecog_local),
+    "ecog-nh2022-hypothesis": (_ecog_files(lambda path: path.startswith("hypothesis_driven_components/")),
+                               _ecog_local),
+    "ecog-nh2022-electrodes": (_ecog_files(lambda path: path.startswith("individual-electrodes/")), _ecog_local),
 }
+"""Sets pinned by sha256 (auto-fetch on first use may download these, never the trust-on-first-use archives).
+``ecog-nh2022`` fetches every ECoG file (components, hypothesis components, electrodes, weights, features)."""
 
 
-def base_url() -> str:
-    base = os.environ.get("BRAINLIKE_MIRROR", DEFAULT_BASE)
+def base_url(default: str = DEFAULT_BASE) -> str:
+    """``BRAINLIKE_MIRROR`` if set, else ``default`` (a source repository at its pinned commit), ending in '/'."""
+    base = os.environ.get("BRAINLIKE_MIRROR", default)
     return base if base.endswith("/") else base + "/"
 
 
@@ -86,7 +112,7 @@ def fetch(name: str, dest: str | Path | None = None, show_progress: bool = True,
         for item in files:
             target = root / item.dest
             if not (target.is_file() and sha256_file(target) == item.sha256):
-                download_verified(base_url() + item.source, target, item.sha256)
+                download_verified(base_url(item.base) + item.source, target, item.sha256)
             advance()
     for source, relative in local():
         target = root / relative

@@ -121,6 +121,8 @@ class HearModel(AudioModel):
         if isinstance(inner, str) and inner:
             self.weights_id = f"{inner}+{self.weights_id}"
         self.preprocessing = {"module": target, "sample_rate": self.sample_rate}
+        self.clip_level_layers = ("scene_embeddings",) if self.has_scene else ()
+        self._timestamps: np.ndarray | None = None
 
     def _model_device(self) -> Any:
         parameters = getattr(self.model, "parameters", None)
@@ -141,6 +143,8 @@ class HearModel(AudioModel):
                 raise ModelError(f"{self.name}: get_timestamp_embeddings must return (embeddings, timestamps)")
             embeddings, timestamps = result
             _check_timestamps(self.name, embeddings, timestamps)
+            self._timestamps = np.asarray(timestamps.detach().cpu() if hasattr(timestamps, "detach") else timestamps,
+                                          dtype=np.float64)
             outputs = {"timestamp_embeddings": embeddings}
             if self.has_scene:
                 scene = self.module.get_scene_embeddings(audio, self.model)
@@ -149,6 +153,16 @@ class HearModel(AudioModel):
                                      f"got shape {tuple(getattr(scene, 'shape', ()))}")
                 outputs["scene_embeddings"] = scene[:, None, :]
         return outputs
+
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """The module's own timestamps (ms -> s) of the last batch (HEAR: ``get_timestamp_embeddings``)."""
+        stamps = self._timestamps
+        if stamps is None or stamps.shape[-1] != n_frames:
+            return super().frame_times(layer, n_frames, n_samples)
+        if stamps.ndim == 2 and not np.allclose(stamps, stamps[:1]):
+            raise ModelError(f"{self.name}: timestamps differ between clips of the same length")
+        return (stamps[0] if stamps.ndim == 2 else stamps) / 1000.0
 
 
 def _check_timestamps(name: str, embeddings: Any, timestamps: Any) -> None:

@@ -59,7 +59,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 
 from brainlike.errors import BrainlikeError, ModelError
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
+from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
 from brainlike.models.registry import FamilyEntry, register_family
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,8 @@ class HFAudioModel(TorchAudioModel):
         self._install_taps()
         self.layers = self._layer_names()
         self.preprocessing = {"kind": kind, "extractor": _extractor_digest(extractor), "sample_rate": self.sample_rate}
+        self.time_resolved = kind != "clap"  # HTSAT's token grid is not in time order
+        self.clip_level_layers = ("audio_embeds",) if "audio_embeds" in self.layers else ()
 
     # -- layer bookkeeping ----------------------------------------------------------------------------------------
     def _n_hidden(self) -> int:
@@ -274,6 +276,74 @@ class HFAudioModel(TorchAudioModel):
         frames = 1 + (n_samples - 400) // 160 if n_samples >= 400 else 1  # kaldi fbank: 25 ms window, 10 ms shift
         keep = min(n_time, max(1, math.ceil(frames / int(config.time_stride))))
         return grid.mean(dim=1)[:, :keep]
+
+
+    # -- frames -----------------------------------------------------------------------------------------------------
+    def forward_padded(self, waveforms: np.ndarray, sound: slice) -> dict[str, Any]:
+        """Sounds in silence, every per-clip normalisation computed on the sound alone: the feature extractor's
+        ``do_normalize`` (zero mean, unit variance; the silence stays 0) and, for ``feat_extract_norm = "group"``
+        encoders (wav2vec2 base, HuBERT base...), the GroupNorm over time of the first convolution, whose statistics
+        come from the frames that lie within the sound."""
+        if self.kind != "ssl":
+            return self.forward(waveforms)
+        normalise = bool(getattr(self.extractor, "do_normalize", False))
+        x = np.asarray(waveforms, dtype=np.float32)
+        if normalise:
+            part = x[:, sound].astype(np.float64)
+            scale = np.sqrt(part.var(axis=1, keepdims=True) + 1e-7)  # as Wav2Vec2FeatureExtractor
+            x = np.zeros_like(x)
+            x[:, sound] = (part - part.mean(axis=1, keepdims=True)) / scale
+        hook = self._sound_group_norm(sound)
+        self.extractor.do_normalize = False
+        try:
+            return self.forward(x)
+        finally:
+            self.extractor.do_normalize = normalise
+            if hook is not None:
+                hook.remove()
+
+    def _sound_group_norm(self, sound: slice) -> Any:
+        """A forward hook making the first conv layer's per-channel GroupNorm use the sound's frames only."""
+        import torch
+
+        if getattr(self.module.config, "feat_extract_norm", None) != "group":
+            return None
+        norm = self.module.feature_extractor.conv_layers[0].layer_norm
+        if norm.num_groups != norm.num_channels:
+            raise ModelError(f"{self.name}: GroupNorm with {norm.num_groups} groups for {norm.num_channels} channels "
+                             "is not supported for frames")
+        kernel, stride = int(self.module.config.conv_kernel[0]), int(self.module.config.conv_stride[0])
+        first = -(-int(sound.start) // stride)
+        last = (int(sound.stop) - kernel) // stride + 1  # frames whose whole window lies in the sound
+
+        def hook(module: Any, inputs: Any, output: Any) -> Any:
+            x = inputs[0]
+            part = x[..., first:max(last, first + 1)]
+            mean = part.mean(dim=-1, keepdim=True)
+            var = part.var(dim=-1, unbiased=False, keepdim=True)
+            normed = (x - mean) / torch.sqrt(var + module.eps)
+            return normed * module.weight[None, :, None] + module.bias[None, :, None]
+
+        return norm.register_forward_hook(hook)
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """ssl: the convolutional encoder's receptive-field centres (no padding; wav2vec2 base: 400 samples every
+        320, centre ``320 k + 199.5``); Whisper: centred mel frames every ``hop_length`` for ``conv1``, twice that
+        from ``conv2`` on; AST: Kaldi frames of 400 every 160 (not centred), patch columns of ``patch_size`` frames
+        every ``time_stride``; other kinds: evenly spread (base default)."""
+        config = self.module.config
+        if self.kind == "ssl":
+            grid = FrameGrid()
+            for kernel, stride in zip(config.conv_kernel, config.conv_stride):
+                grid = grid.conv(int(kernel), int(stride))
+        elif self.kind == "whisper":
+            grid = FrameGrid(0.0, int(self.extractor.hop_length))
+            grid = grid if layer == "conv1" else grid.conv(3, 2, 1)
+        elif self.kind == "ast":
+            grid = FrameGrid().conv(400, 160).conv(int(config.patch_size), int(config.time_stride))
+        else:
+            return super().frame_times(layer, n_frames, n_samples)
+        return grid.times(n_frames, self.sample_rate)
 
 
 def _extractor_digest(extractor: Any) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
+from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
 from brainlike.models.registry import FamilyEntry, register_family
 
 
@@ -35,6 +35,12 @@ class MAEModel(TorchAudioModel):
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         outputs = self.module.layer_outputs(waveforms)
         return dict(zip(self.layers, outputs))
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> Any:
+        """Centred STFT frames every ``hop_length``; token j = frames ``j P ... j P + P - 1`` (``P = patch_frames``)."""
+        config = self.module.config
+        grid = FrameGrid(0.0, config.hop_length).blocks(config.patch_frames, config.patch_frames)
+        return grid.times(n_frames, self.sample_rate)
 
 
 def load_mae(argument: str | None, random: bool) -> MAEModel:

@@ -417,6 +417,7 @@ class SpectroTemporal(AudioModel):
     adapter_version = 1
     weights_id = "none"
     batch_size = 8
+    time_resolved = False  # its features are time-averaged by construction: no frames
     preprocessing = {"duration_s": DURATION_S, "shorter": "normalise-then-zero-pad", "rms": TARGET_RMS,
                      "cochleagram": "cochleagram_1", "filters": N_FILTERS, "pooling": "mean-of-squares"}
 

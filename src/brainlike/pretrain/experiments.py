@@ -94,6 +94,8 @@ def layerwise_scores(spec: str, dataset: str) -> pd.DataFrame:
     neural = load_dataset(dataset)
     stimuli = load_stimulus_set(neural.attrs.get("stimulus_set", "natsound165"))
     neural = neural.align_to(stimuli.ids)
+    if neural.time_resolved:  # as score() does for time-averaged protocols: the default window
+        neural = neural.window_average()
     acts = extract(spec, stimuli, progress=False)
     rows = []
     for layer in acts.layers:

@@ -224,11 +224,11 @@ def regression_records(result: TargetScores, *, model: str, dataset, layers: lis
             keys = {k: v[t] for k, v in result.target_keys.items()}
             records.append(agg.base_record(**common, target=name, score=float(per_target[t]),
                                            layer=layer_of(np.array([t])), **keys))
-    everything = np.ones(dataset.n_targets, dtype=bool)
+    everything = _aggregated_targets(dataset)
     score, sem, per_subject = summary(everything)
     records.append(agg.base_record(**common, score=score, sem=sem, layer=layer_of(everything),
-                                   n_targets=dataset.n_targets, n_subjects=len(per_subject),
-                                   mean_over_targets=float(per_target.mean()), **result.overall_keys))
+                                   n_targets=int(everything.sum()), n_subjects=len(per_subject),
+                                   mean_over_targets=float(per_target[everything].mean()), **result.overall_keys))
     if len(per_subject) > 1:
         for subject, value in per_subject.items():
             cols = subjects == subject
@@ -242,3 +242,13 @@ def regression_records(result: TargetScores, *, model: str, dataset, layers: lis
             records.append(agg.base_record(**common, score=score, sem=sem, roi=roi, n_targets=int(cols.sum()),
                                            n_subjects=len(per_subject), layer=layer_of(cols)))
     return [agg.clean(r) for r in records + list(result.extra_records)]
+
+
+def _aggregated_targets(dataset) -> np.ndarray:
+    """Targets of the ``target: all`` aggregate: every target except those of the dataset's
+    ``attrs["aggregate_exclude_roi"]`` (ecog-nh2022-electrodes: the 3 category averages)."""
+    mask = np.ones(dataset.n_targets, dtype=bool)
+    exclude, rois = dataset.attrs.get("aggregate_exclude_roi"), dataset.target_coord("roi")
+    if exclude is not None and rois is not None:
+        mask &= np.asarray(rois).astype(str) != str(exclude)
+    return mask

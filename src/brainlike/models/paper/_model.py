@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
 from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
 
 
@@ -31,6 +33,9 @@ class PaperModel(TorchAudioModel):
     """
 
     adapter_version = 1
+    frame_rule: Callable[[str, int, int], np.ndarray] | None = None
+    """``rule(layer, n_frames, n_samples)`` -> frame centres in input samples (set by each family); None places
+    frames evenly over the input (the base default)."""
 
     def __init__(self, module: Any, *, name: str, sample_rate: int, layers: list[str], weights_id: str,
                  preprocessing: Mapping[str, Any], batch_size: int = 4,
@@ -47,6 +52,22 @@ class PaperModel(TorchAudioModel):
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         outputs = self.module.layer_outputs(waveforms)
         return {layer: outputs[layer] for layer in self.layers}
+
+    def forward_padded(self, waveforms: Any, sound: slice) -> Mapping[str, Any]:
+        """Modules with a per-sound normalisation provide ``frame_outputs(waveforms, sound)``."""
+        if not hasattr(self.module, "frame_outputs"):
+            return self.forward(waveforms)
+        import torch
+
+        self.module.eval()
+        with torch.inference_mode():
+            batch = torch.from_numpy(np.ascontiguousarray(waveforms)).to(self.device)
+            return self.module.frame_outputs(batch, sound)
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        if self.frame_rule is None:
+            return super().frame_times(layer, n_frames, n_samples)
+        return np.asarray(self.frame_rule(layer, n_frames, n_samples), dtype=np.float64) / float(self.sample_rate)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()

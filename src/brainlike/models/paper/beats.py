@@ -264,7 +264,20 @@ def _wrap(module: Any, weights_id: str, name: str, provenance: dict[str, Any]) -
     model = PaperModel(module, name=name, sample_rate=SAMPLE_RATE, layers=module.cfg.layer_names(),
                        weights_id=weights_id, preprocessing=preprocessing, batch_size=4, provenance=provenance)
     model.adapter_version = ADAPTER_VERSION
+    model.frame_rule = lambda layer, n_frames, n_samples: token_samples(module.cfg, n_frames)
     return model
+
+
+def token_samples(cfg: Any, n_tokens: int) -> Any:
+    """Centre (input sample) of each token: Kaldi frame m reads samples ``160 m ... 160 m + 399``; a patch covers
+    ``input_patch_size`` frames; tokens are time-major with ``128 / input_patch_size`` frequency patches per step."""
+    import numpy as np
+
+    from brainlike.models.base import FrameGrid
+
+    per_step = 128 // cfg.input_patch_size
+    grid = FrameGrid().conv(400, 160).conv(cfg.input_patch_size, cfg.input_patch_size)
+    return np.repeat(grid.times(-(-n_tokens // per_step), 1.0), per_step)[:n_tokens]
 
 
 def _load_family(argument: str | None, random: bool) -> PaperModel:

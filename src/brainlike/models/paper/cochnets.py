@@ -82,6 +82,16 @@ def _modules() -> dict[str, Any]:
         rms = x.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
         return cochleagram((x * (TARGET_RMS / rms)).float(), dtype=torch.float32)[:, None]
 
+    def sound_cochleagram(waveforms: torch.Tensor, sound: slice) -> torch.Tensor:
+        """Cochleagram of sounds in silence: demean and RMS 0.1 computed on the sound alone, silence kept at 0."""
+        x = waveforms.double()
+        part = x[:, sound]
+        part = part - part.mean(dim=1, keepdim=True)
+        rms = part.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
+        x = torch.zeros_like(x)
+        x[:, sound] = part * (TARGET_RMS / rms)
+        return cochleagram(x.float(), dtype=torch.float32)[:, None]
+
     def as_time_major(x: torch.Tensor) -> torch.Tensor:
         """(B, C, F, T) -> (B, T, C*F), channel-major features; (B, D) -> (B, 1, D)."""
         if x.ndim == 2:
@@ -108,8 +118,9 @@ def _modules() -> dict[str, Any]:
             self.avgpool = PoolSame("avg", (2, 5), (2, 2))
             self.fullyconnected = nn.Linear(512 * 9 * 5, 4096)
 
-        def net_outputs(self, coch: torch.Tensor) -> dict[str, torch.Tensor]:
-            """All named stages from the cochleagram (B, 1, 211, 390), each as the official ``all_outputs``."""
+        def net_outputs(self, coch: torch.Tensor, head: bool = True) -> dict[str, torch.Tensor]:
+            """All named stages from the cochleagram (B, 1, 211, 390), each as the official ``all_outputs``
+            (``head=False``: without the fully connected ``relufc``)."""
             out = {"input_after_preproc": coch}
             x = self.batchnorm0(coch)
             out["relu0"] = x = torch.relu(self.conv0(x))
@@ -120,11 +131,17 @@ def _modules() -> dict[str, Any]:
             out["relu3"] = x = torch.relu(self.conv3(x))
             out["relu4"] = x = torch.relu(self.conv4(x))
             out["avgpool"] = x = self.avgpool(x)
-            out["relufc"] = torch.relu(self.fullyconnected(x.reshape(x.shape[0], -1)))
+            if head:
+                out["relufc"] = torch.relu(self.fullyconnected(x.reshape(x.shape[0], -1)))
             return out
 
         def layer_outputs(self, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
             outputs = self.net_outputs(cochleagram_input(waveforms, KELL_SAMPLES))
+            return {k: as_time_major(v) for k, v in outputs.items()}
+
+        def frame_outputs(self, waveforms: torch.Tensor, sound: slice) -> dict[str, torch.Tensor]:
+            """Convolutional stages of a sound in silence (no 2 s crop; the fully connected layer is left out)."""
+            outputs = self.net_outputs(sound_cochleagram(waveforms, sound), head=False)
             return {k: as_time_major(v) for k, v in outputs.items()}
 
     class Bottleneck(nn.Module):
@@ -174,6 +191,12 @@ def _modules() -> dict[str, Any]:
 
         def layer_outputs(self, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
             outputs = self.net_outputs(cochleagram_input(waveforms, None))
+            return {k: as_time_major(v) for k, v in outputs.items()}
+
+        def frame_outputs(self, waveforms: torch.Tensor, sound: slice) -> dict[str, torch.Tensor]:
+            """Every stage but the clip-level ``avgpool``, of a sound in silence."""
+            outputs = self.net_outputs(sound_cochleagram(waveforms, sound))
+            outputs.pop("avgpool")
             return {k: as_time_major(v) for k, v in outputs.items()}
 
     return {"cochcnn9": CochCNN9, "cochresnet50": CochResNet50}
@@ -227,7 +250,45 @@ def _wrap(family: str, module: Any, weights_id: str, name: str, provenance: dict
     model = PaperModel(module, name=name, sample_rate=SAMPLE_RATE, layers=ARCHITECTURES[family]["layers"],
                        weights_id=weights_id, preprocessing=preprocessing, batch_size=4, provenance=provenance)
     model.adapter_version = ADAPTER_VERSION
+    model.clip_level_layers = ("relufc",) if family == "cochcnn9" else ("avgpool",)
+    model.frame_rule = kell_frame_samples if family == "cochcnn9" else resnet_frame_samples
     return model
+
+
+def _cochleagram_grid() -> Any:
+    from brainlike.models import cochleagram as coch
+    from brainlike.models.base import FrameGrid
+
+    return FrameGrid(coch.KERNEL_SIZE / 2, coch.SAMPLE_RATE // coch.ENV_SAMPLE_RATE)
+
+
+KELL_TIME_STAGES = [("relu0", 14, 3), ("maxpool0", 5, 2), ("relu1", 8, 2), ("maxpool1", 5, 2), ("relu2", 5, 1),
+                    ("relu3", 5, 1), ("relu4", 5, 1), ("avgpool", 5, 2)]
+"""(layer, kernel, stride) of CochCNN9 along time, all with TensorFlow "SAME" padding."""
+
+
+def kell_frame_samples(layer: str, n_frames: int, n_samples: int) -> Any:
+    """Centre (input sample) of each CochCNN9 step: cochleagram frame m at ``100 m + 500.5``; each SAME stage pads
+    ``same_pad(size, kernel, stride) // 2`` steps before (which depends on the length reaching it)."""
+    from brainlike.models import cochleagram as coch
+
+    grid, size = _cochleagram_grid(), coch.n_frames(n_samples)
+    for name, kernel, stride in [("input_after_preproc", 1, 1)] + KELL_TIME_STAGES:
+        if kernel > 1:
+            grid = grid.conv(kernel, stride, same_pad(size, kernel, stride) // 2)
+            size = -(-size // stride)
+        if name == layer:
+            return grid.times(n_frames, 1.0)
+    raise KeyError(layer)
+
+
+def resnet_frame_samples(layer: str, n_frames: int, n_samples: int) -> Any:
+    """Centre (input sample) of each CochResNet50 step: the stride-2 stages (conv1 k7 p3, max-pool k3 p1, 3 x 3
+    p1 convolutions of layer2-4) keep their centres on the cochleagram grid, every 2^s frames."""
+    strides = {"input_after_preproc": 1, "conv1_relu1": 2, "maxpool1": 4, "layer1": 4, "layer2": 8, "layer3": 16,
+               "layer4": 32}
+    grid = _cochleagram_grid()
+    return type(grid)(grid.offset, grid.hop * strides[layer]).times(n_frames, 1.0)
 
 
 def _family_loader(family: str):

@@ -266,7 +266,18 @@ def _wrap(module: Any, weights_id: str, name: str, provenance: dict[str, Any]) -
     model = PaperModel(module, name=name, sample_rate=SAMPLE_RATE, layers=cfg.layer_names(), weights_id=weights_id,
                        preprocessing=preprocessing, batch_size=batch, provenance=provenance)
     model.adapter_version = ADAPTER_VERSION
+    if cfg.pooling != "token" and cfg.patch_stride[0] >= cfg.n_mels:  # one token per time step, no CLS token
+        model.frame_rule = lambda layer, n_frames, n_samples: token_samples(cfg, n_frames)
     return model
+
+
+def token_samples(cfg: DashengConfig, n_tokens: int) -> Any:
+    """Centre (input sample) of each token: centred STFT frames every ``hop_size``; a patch covers
+    ``patch_size[1]`` frames every ``patch_stride[1]``; chunks of ``target_length`` frames continue the grid."""
+    from brainlike.models.base import FrameGrid
+
+    grid = FrameGrid(0.0, cfg.hop_size).conv(cfg.patch_size[1], cfg.patch_stride[1])
+    return grid.times(n_tokens, 1.0)
 
 
 def _build_size(size: str, random: bool, name: str) -> PaperModel:

@@ -347,7 +347,31 @@ def _wrap(module: Any, weights_id: str, name: str, provenance: dict[str, Any]) -
     model = PaperModel(module, name=name, sample_rate=SAMPLE_RATE, layers=cfg.layer_names(), weights_id=weights_id,
                        preprocessing=preprocessing, batch_size=4, provenance=provenance)
     model.adapter_version = ADAPTER_VERSION
+    if cfg.input == "mel":  # the EnCodec-input variant keeps the evenly spread default
+        model.frame_rule = lambda layer, n_frames, n_samples: mel_frame_samples(n_frames, n_samples)
     return model
+
+
+def mel_frame_samples(n_frames: int, n_samples: int) -> Any:
+    """Centre (input sample) of each frame of the ``mel`` variant: 4 s chunks (tails of <= 2048 samples dropped),
+    Kaldi frames of 637 samples every 318 within each chunk (snip edges): frame m of chunk c at
+    ``96000 c + 318 m + 318``. Falls back to evenly spread frames if the count differs."""
+    import numpy as np
+
+    from brainlike.models.base import FrameGrid
+
+    chunk = int(CHUNK_SECONDS * SAMPLE_RATE)
+    window, shift = int(SAMPLE_RATE * 26.56e-3), int(SAMPLE_RATE * 13.28e-3)
+    grid = FrameGrid().conv(window, shift)
+    times = []
+    for start in range(0, n_samples, chunk):
+        length = min(chunk, n_samples - start)
+        if length > MIN_CHUNK:
+            times.append(start + grid.times(1 + (length - window) // shift, 1.0))
+    times = np.concatenate(times) if times else np.zeros(0)
+    if len(times) != n_frames:
+        return (np.arange(n_frames) + 0.5) * n_samples / max(n_frames, 1)
+    return times
 
 
 def _build_size(size: str, random: bool, name: str) -> PaperModel:

@@ -132,7 +132,24 @@ def _wrap(module: Any, weights_id: str, name: str, provenance: dict[str, Any]) -
     model = PaperModel(module, name=name, sample_rate=SAMPLE_RATE, layers=LAYERS, weights_id=weights_id,
                        preprocessing=preprocessing, batch_size=8, provenance=provenance)
     model.adapter_version = ADAPTER_VERSION
+    model.frame_rule = layer_samples
+    model.frame_edge_s = 1.0  # 0.96 s examples
     return model
+
+
+def layer_samples(layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+    """Centre (input sample) of each step: frame m reads samples ``160 m ... 160 m + 399``; example e holds frames
+    ``96 e ... 96 e + 95``; each 2 x 2 max-pool halves the rows of an example; fc layers: the example's centre."""
+    from brainlike.models.base import FrameGrid
+
+    grid = FrameGrid().conv(WINDOW, HOP)
+    if layer.startswith("fc"):
+        return grid.blocks(EXAMPLE_FRAMES, EXAMPLE_FRAMES).times(n_frames, 1.0)
+    pools = sum(1 for name in LAYERS[: LAYERS.index(layer) + 1] if name.startswith("pool"))
+    rows = EXAMPLE_FRAMES >> pools
+    within = grid.conv(2 ** pools, 2 ** pools).times(rows, 1.0) if pools else grid.times(rows, 1.0)
+    starts = EXAMPLE_FRAMES * HOP * np.arange(max(1, n_frames // rows))
+    return (starts[:, None] + within[None, :]).ravel()[:n_frames]
 
 
 def _load_family(argument: str | None, random: bool) -> PaperModel:

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import TorchAudioModel
+from brainlike.models.base import FrameGrid, TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
 
 NAME = "aisfx"
@@ -151,6 +151,9 @@ class AisfxModel(TorchAudioModel):
     preprocessing = {"frontend": "librosa-htk-mel96", "n_fft": N_FFT, "hop": HOP, "block": BLOCK,
                      "block_hop": BLOCK_HOP, "peak_normalise": True}
     batch_size = 4
+    causal = False
+    frame_edge_s = 1.5  # 2.32 s blocks every 1.16 s
+    # Peak normalisation needs no override for frames: silence does not change a clip's peak.
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
         init_module(self, NAME, _build_network, weights, weights_id, load_checkpoint, lambda: CHECKPOINT_SHA256)
@@ -165,6 +168,22 @@ class AisfxModel(TorchAudioModel):
             maps = maps.reshape(batch, n_blocks, channels, frames, freqs).permute(0, 1, 3, 2, 4)
             result[layer] = maps.reshape(batch, n_blocks * frames, channels * freqs)
         return result
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Centred STFT frames every 1024 samples; blocks of 100 frames every 50; in block B (pooled 2 x 2 after
+        blocks 1-3) row t covers frames ``t P ... t P + P - 1`` of its block (``P = 2^(B-1)``); ``embedding``: the
+        block centre. Blocks overlap, so times repeat (the binning averages frames sharing a bin)."""
+        frames = FrameGrid(0.0, HOP)
+        if layer == "embedding":
+            return frames.blocks(BLOCK, BLOCK_HOP).times(n_frames, self.sample_rate)
+        pool = 2 ** (int(layer[5]) - 1)
+        rows = BLOCK
+        for _ in range(int(layer[5]) - 1):
+            rows //= 2
+        n_blocks = n_frames // rows
+        block_starts = frames.hop * BLOCK_HOP * np.arange(n_blocks)
+        within = frames.conv(pool, pool).times(rows, 1.0)
+        return (block_starts[:, None] + within[None, :]).ravel() / self.sample_rate
 
 
 register_zoo_model(NAME, AisfxModel, "aiSFX sound-effects CNN (8 conv + 512-d embedding, 4.7 M params), 44.1 kHz, 96-band log-mel",

@@ -33,6 +33,7 @@ FRAMES_PER_WINDOW = 172
 OVERLAP_FRAMES = 30
 PREPEND = OVERLAP_FRAMES * 256 // 2  # 3,840 samples
 HOP = WINDOW - OVERLAP_FRAMES * 256  # 36,164 samples
+CQT_HOP = 256
 INPUT = "serving_default_input_2:0"
 NOTE_OUTPUT = "StatefulPartitionedCall:1"
 _CONV = "model_1/re_lu_3/Relu;model_1/re_lu_3/Relu;model_1/batch_normalization_3/FusedBatchNormV3;" \
@@ -106,6 +107,7 @@ class BasicPitchModel(AudioModel):
 
     adapter_version = 1
     batch_size = 8
+    causal = False
 
     def __init__(self, random: bool = False) -> None:
         import onnx
@@ -134,6 +136,15 @@ class BasicPitchModel(AudioModel):
             frames = _time_features(raw)
             result[layer] = np.stack([unwrap(frames[i * n_win: (i + 1) * n_win], n) for i in range(len(waveforms))])
         return result
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Window w starts at sample ``36164 w - 3840`` of the clip; its CQT frame f (centred, hop 256) sits at
+        ``start + 256 f``; frames 15 ... 156 of each window are kept, so joined frame k = 142 w + j is centred on
+        sample ``36164 w + 256 j`` (the package's windows overlap by 188 samples more than the frames they keep).
+        Every layer keeps the CQT's frames."""
+        kept = FRAMES_PER_WINDOW - OVERLAP_FRAMES
+        k = np.arange(n_frames)
+        return ((k // kept) * HOP + (k % kept) * CQT_HOP) / float(self.sample_rate)
 
 
 def _available() -> str | None:

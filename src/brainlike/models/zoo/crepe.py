@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
+from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
 from brainlike.models.registry import ModelEntry, register_model
 
 SAMPLE_RATE = 16000
@@ -136,6 +136,7 @@ class CrepeModel(TorchAudioModel):
     layers = list(LAYERS)
     adapter_version = 1
     batch_size = 4
+    causal = True  # each frame reads its own 64 ms window only (32 ms after its centre)
 
     def __init__(self, capacity: str, weights: Path | None = None, weights_id: str | None = None,
                  hop_ms: float | None = None) -> None:
@@ -168,6 +169,11 @@ class CrepeModel(TorchAudioModel):
         return {
             layer: torch.cat([c[layer] for c in chunks]).reshape(batch, n_frames, -1) for layer in self.layers
         }
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Frame k reads samples ``k * hop - 512 ... k * hop + 511`` (512 zeros each side): centre ``k * hop - 0.5``.
+        Every layer keeps one step per frame."""
+        return FrameGrid().conv(FRAME, self.hop, FRAME // 2).times(n_frames, self.sample_rate)
 
 
 def _builder(capacity: str):

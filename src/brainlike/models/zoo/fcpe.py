@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import TorchAudioModel
+from brainlike.models.base import FrameGrid, TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
 
 NAME = "fcpe"
@@ -171,6 +171,7 @@ class FcpeModel(TorchAudioModel):
     layers = list(LAYERS)
     adapter_version = 1
     preprocessing = {"mel": "slaney128-log", "n_fft": N_FFT, "hop": HOP}
+    causal = False  # depthwise convolutions of 31 frames centred on each frame
     batch_size = 8
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
@@ -180,6 +181,11 @@ class FcpeModel(TorchAudioModel):
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         return self.module(log_mel(waveforms))
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Reflect padding of 432, 1024-sample frames every 160: frame k reads samples ``160 k - 432 ... 160 k + 591``
+        (centre ``160 k + 79.5``); the network keeps one step per frame."""
+        return FrameGrid().conv(N_FFT, HOP, (N_FFT - HOP) // 2).times(n_frames, self.sample_rate)
 
 
 register_zoo_model(NAME, FcpeModel, "TorchFCPE pitch estimator (conv input stack + 6 conformer-conv layers, 10.8 M params), 16 kHz",

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
+from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
 from brainlike.models.zoo import register_zoo_model
 
 NAME = "pesto"
@@ -210,6 +210,7 @@ class PestoModel(TorchAudioModel):
     layers = list(LAYERS)
     adapter_version = 1
     preprocessing = {"cqt": "vqt-36bpo-251-gamma7", "hop": HOP, "crop": CROP}
+    causal = False  # each frame reads a 4096-sample (256 ms) window centred on it
     batch_size = 8
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
@@ -232,6 +233,11 @@ class PestoModel(TorchAudioModel):
         out = self.module(cqt.reshape(batch * n_frames, N_BINS_IN))
         out["output"] = out["output"].roll(-self.shift_bins, dims=-1)
         return {k: v.reshape(batch, n_frames, -1) for k, v in out.items()}
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """4096-sample kernels, reflect padding 2048, stride 160: frame k centred on sample ``160 k - 0.5``."""
+        width = cqt_kernels(SAMPLE_RATE)[0].shape[-1]
+        return FrameGrid().conv(width, HOP, width // 2).times(n_frames, self.sample_rate)
 
 
 register_zoo_model(NAME, PestoModel, "PESTO self-supervised pitch estimator (VQT + 7 conv + Toeplitz linear, 130 k params), 16 kHz",

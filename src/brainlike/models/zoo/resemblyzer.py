@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from brainlike.models.base import TorchAudioModel
+from brainlike.models.base import FrameGrid, TorchAudioModel
 from brainlike.models.zoo import init_module, register_zoo_model
 
 NAME = "resemblyzer"
@@ -46,11 +46,16 @@ def mel_filters() -> np.ndarray:
     return slaney_filters(SAMPLE_RATE, N_FFT, N_MELS)
 
 
-def normalize_volume(waveforms: Any) -> Any:
-    """Raise each clip's level to -30 dBFS (int16-scaled RMS); louder clips and silent clips are left as they are."""
+def normalize_volume(waveforms: Any, reference: Any = None) -> Any:
+    """Raise each clip's level to -30 dBFS (int16-scaled RMS); louder clips and silent clips are left as they are.
+
+    ``reference`` (default: the waveforms) is what the level is measured on: the sound alone when it is embedded
+    in silence for frame-level extraction.
+    """
     import torch
 
-    rms = torch.sqrt(torch.mean((waveforms * INT16_MAX) ** 2, dim=-1, keepdim=True))
+    reference = waveforms if reference is None else reference
+    rms = torch.sqrt(torch.mean((reference * INT16_MAX) ** 2, dim=-1, keepdim=True))
     dbfs = 20 * torch.log10(rms.clamp_min(1e-12) / INT16_MAX)
     change = TARGET_DBFS - dbfs
     gain = torch.where((change > 0) & (rms > 0), 10 ** (change / 20), torch.ones_like(change))
@@ -148,6 +153,8 @@ class ResemblyzerModel(TorchAudioModel):
     preprocessing = {"volume_dbfs": TARGET_DBFS, "vad_trim": False, "mel": "slaney40-power", "hop": HOP,
                      "partials": {"frames": PARTIAL_FRAMES, "rate": PARTIAL_RATE, "min_coverage": MIN_COVERAGE}}
     batch_size = 8
+    causal = True  # forward LSTMs over centred 25 ms frames
+    clip_level_layers = ("embedding",)
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
         from brainlike.models.zoo.store import sha256_file
@@ -160,6 +167,20 @@ class ResemblyzerModel(TorchAudioModel):
         out = {f"lstm{k}": h for k, h in enumerate(hidden)}
         out["embedding"] = self.embed_utterance(wav)[:, None, :]
         return out
+
+    def forward_padded(self, waveforms: np.ndarray, sound: slice) -> Mapping[str, Any]:
+        """LSTM layers of sounds in silence, each sound's level measured on the sound alone."""
+        import torch
+
+        self.module.eval()
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(waveforms)).to(self.device)
+            hidden = self.module(mel_spectrogram(normalize_volume(x, x[:, sound])))
+        return {f"lstm{k}": h for k, h in enumerate(hidden)}
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Centred STFT: frame k (and the LSTM step reading it) at sample 160 k."""
+        return FrameGrid(0.0, HOP).times(n_frames, self.sample_rate)
 
     def embed_utterance(self, wav: Any) -> Any:
         """Utterance embeddings (batch, 256) of volume-normalised 16 kHz clips, as Resemblyzer's ``embed_utterance``."""

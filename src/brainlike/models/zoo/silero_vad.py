@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.errors import ModelError
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
+from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
 from brainlike.models.registry import ModelEntry, register_model
 from brainlike.models.zoo import store
 
@@ -115,6 +115,7 @@ class SileroVADModel(TorchAudioModel):
 
     adapter_version = 2
     batch_size = 16
+    causal = True  # a chunk reads its own 32 ms and 4 ms before it; the LSTM runs forward in time
 
     def __init__(self, random: bool = False) -> None:
         self.name = "silero-vad@random" if random else "silero-vad"
@@ -134,6 +135,10 @@ class SileroVADModel(TorchAudioModel):
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         return self.module(chunk_inputs(waveforms))
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Chunk i holds samples ``512 i ... 512 i + 511``: centre ``512 i + 255.5`` (every 32 ms)."""
+        return FrameGrid().conv(CHUNK, CHUNK).times(n_frames, self.sample_rate)
 
     def speech_probability(self, waveform: np.ndarray) -> np.ndarray:
         """Per-chunk speech probability of one 16 kHz clip, (n_chunks,)."""

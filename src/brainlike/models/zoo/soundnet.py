@@ -26,7 +26,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
+import numpy as np
+
+from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
 from brainlike.models.zoo import register_zoo_model
 
 NAME = "soundnet"
@@ -133,6 +135,7 @@ class SoundNetModel(TorchAudioModel):
     adapter_version = 1
     preprocessing = {"input_scale": INPUT_SCALE, "config": "torch7-canonical"}
     batch_size = 8
+    causal = False  # centred convolutions
 
     def __init__(self, weights: Path | None = None, weights_id: str | None = None) -> None:
         self.name = NAME + ("@random" if weights is None else "")
@@ -148,6 +151,22 @@ class SoundNetModel(TorchAudioModel):
 
     def forward_torch(self, waveforms: Any) -> Mapping[str, Any]:
         return self.module(waveforms[:, None, :] * INPUT_SCALE)
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """The receptive-field centres of the conv / max-pool stack of :data:`CONFIG` up to ``layer``."""
+        return layer_grid(layer).times(n_frames, self.sample_rate)
+
+
+def layer_grid(layer: str) -> FrameGrid:
+    """Frame grid (input samples) of a SoundNet layer: each conv (kernel, stride, padding), then its max-pool."""
+    grid = FrameGrid()
+    for name, _cin, _cout, kernel, stride, pad, pool in CONFIG:
+        grid = grid.conv(kernel, stride, pad)
+        if pool > 1:
+            grid = grid.conv(pool, pool)
+        if name == layer:
+            return grid
+    raise KeyError(layer)
 
 
 register_zoo_model(NAME, SoundNetModel, "SoundNet-8 raw-waveform CNN (conv1-conv7, 14 M params), 2M Flickr videos, 22.05 kHz",

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.errors import ModelError
-from brainlike.models.base import RANDOM_SEED, TorchAudioModel, seed_everything_for_init
+from brainlike.models.base import RANDOM_SEED, FrameGrid, TorchAudioModel, seed_everything_for_init
 from brainlike.models.registry import ModelEntry, register_model
 from brainlike.models.zoo import store
 
@@ -386,6 +386,7 @@ class WhisperEncoderModel(TorchAudioModel):
 
     adapter_version = 1
     batch_size = 4
+    causal = False  # self-attention over the 30 s window
 
     def __init__(self, zoo_name: str, random: bool = False) -> None:
         import torch
@@ -423,6 +424,13 @@ class WhisperEncoderModel(TorchAudioModel):
                 keep = n_mel if layer in ("log_mel", "conv1") else (n_mel + 1) // 2
                 pieces[layer].append(out[layer][:, :keep])
         return {layer: torch.cat(parts, dim=1) for layer, parts in pieces.items()}
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """``log_mel``, ``conv1``: centred STFT (and a kernel-3 padding-1 conv), frame k at sample 160 k; from
+        ``conv2`` on (kernel 3, stride 2, padding 1): frame j centred on mel frame 2 j, sample 320 j (20 ms). Full
+        30 s windows hold 3000 / 1500 frames, so the grid runs on across windows."""
+        grid = FrameGrid(0.0, HOP)
+        return (grid if layer in ("log_mel", "conv1") else grid.conv(3, 2, 1)).times(n_frames, self.sample_rate)
 
 
 # ------------------------------------------------------------------------------------------- decoding

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from brainlike.errors import ModelError
-from brainlike.models.base import RANDOM_SEED, AudioModel, seed_everything_for_init
+from brainlike.models.base import RANDOM_SEED, AudioModel, FrameGrid, seed_everything_for_init
 from brainlike.models.registry import ModelEntry, register_model
 from brainlike.models.zoo import store
 from brainlike.models.zoo.onnx_tools import initializer, tapped_session
@@ -208,11 +208,35 @@ def torch_state_from_onnx(model: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- adapter
 
 
+def layer_grid(layer: str) -> tuple[FrameGrid, int]:
+    """Frame grid (input samples, within one patch) of a layer and its rows per patch.
+
+    Log-mel frame m reads samples ``160 m ... 160 m + 399`` (not centred); stride-2 3x3 convolutions use TF "SAME"
+    padding (one extra row at the end only), stride-1 ones pad one row each side, 1x1 convolutions keep the grid.
+    ``embedding`` / ``logits``: one step per patch, centred on the patch.
+    """
+    grid = FrameGrid().conv(WIN, HOP)
+    if layer in ("embedding", "logits"):
+        return grid.blocks(PATCH, PATCH_HOP), 1
+    rows = PATCH
+    grid, rows = grid.conv(3, 2, 0), rows // 2  # layer1
+    if layer == "layer1":
+        return grid, rows
+    for k, (stride, _cout) in enumerate(SEPARABLE, start=2):
+        if stride == 2:
+            grid, rows = grid.conv(3, 2, 0), rows // 2
+        if layer in (f"layer{k}.depthwise", f"layer{k}.pointwise"):
+            return grid, rows
+    raise KeyError(layer)
+
+
 class YAMNetModel(AudioModel):
     """YAMNet as a brainlike model: onnxruntime (pretrained) or float torch (``yamnet@random``)."""
 
     adapter_version = 1
     batch_size = 16
+    causal = False
+    frame_edge_s = 1.0  # 0.96 s patches every 0.48 s
 
     def __init__(self, random: bool = False) -> None:
         self.name = "yamnet@random" if random else "yamnet"
@@ -242,6 +266,14 @@ class YAMNetModel(AudioModel):
     def forward(self, waveforms: np.ndarray) -> Mapping[str, Any]:
         per_clip = [self._run_clip(log_mel_patches(w)) for w in waveforms]
         return {layer: np.stack([clip[layer] for clip in per_clip]) for layer in self.layers}
+
+    def frame_times(self, layer: str, n_frames: int, n_samples: int) -> np.ndarray:
+        """Patch p starts at log-mel frame 48 p (sample 7680 p); rows of a layer follow :func:`layer_grid`."""
+        grid, rows = layer_grid(layer)
+        n_patches = max(1, n_frames // rows)
+        starts = PATCH_HOP * HOP * np.arange(n_patches, dtype=np.float64)
+        within = grid.times(rows, 1.0)
+        return (starts[:, None] + within[None, :]).ravel()[:n_frames] / self.sample_rate
 
     def _run_clip(self, patches: np.ndarray) -> dict[str, np.ndarray]:
         raw = self._run_torch(patches) if self._torch is not None else self._run_onnx(patches)

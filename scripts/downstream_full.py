@@ -109,29 +109,77 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    """``throughput.csv`` (per model and audio set: clips, CPU s, clips/s; first computed run only) and
-    ``probe_times.csv`` from the per-model provenance files."""
+    """From ``driver_log.jsonl``: ``throughput.csv`` / ``.md`` (per model and audio set: clips, CPU s, clips/s;
+    the first run that computed the set), ``probe_times.csv``; and the score tables ``scores_<probe>.md``."""
     import pandas as pd
-
-    from brainlike.results import Results
 
     out = Path(args.out)
     rows, probe_rows = [], []
-    for folder in sorted(p for p in out.iterdir() if (p / "downstream.jsonl").is_file()):
-        prov = Results.load(folder, require="downstream").downstream_provenance or {}
-        for probe, run in prov.get("runs", {}).items():
-            for spec, timing in run.get("timings", {}).items():
-                probe_rows.append({"model": spec, "probe": probe, "probe_cpu_s": timing.get("probe_cpu_s"),
-                                   "probe_wall_s": timing.get("probe_s")})
-                for audio_set, t in timing.get("sets", {}).items():
-                    if t["cache"] != "cached":
-                        rows.append({"model": spec, "audio_set": audio_set, **t})
+    log = out / "driver_log.jsonl"
+    for line in (log.read_text().splitlines() if log.is_file() else []):
+        entry = json.loads(line)
+        if "error" in entry:
+            continue
+        probe_rows.append({"model": entry["model"], "probe": entry["probe"], "probe_cpu_s": entry["probe_cpu_s"],
+                           "probe_wall_s": entry["probe_s"], "finished": entry["finished"]})
+        for audio_set, t in entry.get("sets", {}).items():
+            if t["cache"] != "cached":
+                rows.append({"model": entry["model"], "audio_set": audio_set, **t})
+    pd.DataFrame(probe_rows).to_csv(out / "probe_times.csv", index=False, lineterminator="\n")
+    write_score_tables(out)
+    if not rows:
+        return 0
     frame = pd.DataFrame(rows).drop_duplicates(["model", "audio_set"], keep="first")
     frame.to_csv(out / "throughput.csv", index=False, lineterminator="\n")
-    pd.DataFrame(probe_rows).to_csv(out / "probe_times.csv", index=False, lineterminator="\n")
     total = frame["cpu_s"].sum()
+    write_throughput_table(frame, out / "throughput.md")
     print(f"{frame['model'].nunique()} models, embedding {total / 3600:.2f} CPU-h", file=sys.stderr)
     return 0
+
+
+def write_throughput_table(frame, path: Path) -> None:
+    """Markdown: per model, clips per CPU-second on each audio set and the embedding CPU time of all sets."""
+    sets = list(dict.fromkeys(frame["audio_set"]))
+    lines = ["| model | " + " | ".join(sets) + " | CPU s (all sets) | wall s |", "|---" * (len(sets) + 3) + "|"]
+    order = frame.groupby("model")["cpu_s"].sum().sort_values(ascending=False).index
+    for model in order:
+        rows = frame[frame["model"] == model].set_index("audio_set")
+        cells = [f"{rows.loc[s, 'clips_per_cpu_s']:.2f}" if s in rows.index else "" for s in sets]
+        resumed = " (resumed)" if (rows["cache"] == "partial").any() else ""
+        lines.append(f"| {model}{resumed} | " + " | ".join(cells) + f" | {rows['cpu_s'].sum():.0f} | "
+                     f"{rows['wall_s'].sum():.0f} |")
+    lines.append(f"\n{frame['model'].nunique()} models, {frame['cpu_s'].sum() / 3600:.2f} CPU-h of embedding "
+                 f"({frame['wall_s'].sum() / 3600:.1f} h of wall time, two models at a time on a shared 2-core CPU).")
+    path.write_text("\n".join(lines) + "\n")
+
+
+SHORT = {"fsdd-speaker": "fsdd-spk", "nsynth-pitch": "nsynth-pitch", "nsynth-instrument": "nsynth-instr"}
+
+
+def write_score_tables(out: Path) -> None:
+    """``scores_<probe>.md``: models x tasks (fold means) and the global score over every model present."""
+    from brainlike.downstream.evaluate import global_scores, task_means
+    from brainlike.downstream.tasks import task_names
+    from brainlike.results import Results
+
+    folders = sorted(p for p in out.iterdir() if (p / "downstream.jsonl").is_file())
+    records = [r for f in folders for r in Results.load(f, require="downstream").downstream]
+    means = task_means(records)
+    for probe in sorted({r["probe"] for r in means}):
+        rows = [r for r in means if r["probe"] == probe]
+        score = {(r["model"], r["task"]): r["score"] for r in rows}
+        glob = {g["model"]: g["score"] for g in global_scores(rows, probe)}
+        tasks = [t for t in task_names() if any(k[1] == t for k in score)]
+        models = sorted({r["model"] for r in rows}, key=lambda m: -glob.get(m, -99))
+        lines = ["| model | " + " | ".join(SHORT.get(t, t) for t in tasks) + " | global |",
+                 "|---" * (len(tasks) + 2) + "|"]
+        for m in models:
+            cells = [f"{score[(m, t)]:.3f}".lstrip("0") if (m, t) in score else "" for t in tasks]
+            g = f"{glob[m]:.2f}" if m in glob else ""
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {g} |")
+        chance = {r["task"]: r.get("chance") for r in rows}
+        lines.append("| chance | " + " | ".join(f"{chance[t]:.3f}".lstrip("0") for t in tasks) + " |  |")
+        (out / f"scores_{probe}.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:

@@ -215,19 +215,23 @@ def table1(rows: Sequence[dict[str, Any]]) -> str:
     columns = list(dict.fromkeys(r["downstream"] for r in rows))
     brains = list(dict.fromkeys(brain_label(r) for r in rows))
     cell = {(brain_label(r), r["downstream"]): r for r in rows}
-    lines = ["| brain score | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for b in brains:
-        cells = []
-        for c in columns:
-            r = cell.get((b, c))
-            if r is None or r["pearson_r"] is None:
-                cells.append("n/a")
-                continue
-            ci = f" [{r['pearson_ci_low']:.2f}, {r['pearson_ci_high']:.2f}]" if r["pearson_ci_low"] is not None else ""
-            stars = "*" if r["pearson_p"] < 0.05 else ""
-            cells.append(f"{r['pearson_r']:.2f}{stars}{ci} (n={r['n_models']})")
-        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+
+    def text(b: str, c: str) -> str:
+        r = cell.get((b, c))
+        if r is None or r["pearson_r"] is None:
+            return "n/a"
+        ci = f" [{r['pearson_ci_low']:.2f}, {r['pearson_ci_high']:.2f}]" if r["pearson_ci_low"] is not None else ""
+        stars = "*" if r["pearson_p"] < 0.05 else ""
+        return f"{r['pearson_r']:.2f}{stars}{ci} (n={r['n_models']})"
+
+    lines = _markdown_grid("brain score", brains, columns, text)
     return "\n".join(lines) + "\n\nPearson r across models [95% bootstrap CI]; * p < 0.05."
+
+
+def _markdown_grid(corner: str, rows: Sequence[str], columns: Sequence[str], text) -> list[str]:
+    """Lines of a markdown table: a header of ``columns``, one line per name in ``rows`` with ``text(row, col)``."""
+    lines = [f"| {corner} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    return lines + [f"| {name} | " + " | ".join(text(name, c) for c in columns) + " |" for name in rows]
 
 
 def _ci(row: dict[str, Any], name: str) -> str:
@@ -259,18 +263,16 @@ def fdr_table(rows: Sequence[dict[str, Any]], subset: str = "trained", alpha: fl
         targets = list(dict.fromkeys(r["brain_target"] for r in cells))
         tasks = list(dict.fromkeys(r["downstream"] for r in cells))
         lookup = {(r["downstream"], r["brain_target"]): r for r in cells}
-        lines = [f"**{kind}**, {subset} models (n = {cells[0]['n_models']}): Pearson r (BH q)", "",
-                 "| task | " + " | ".join(targets) + " |", "|---" * (len(targets) + 1) + "|"]
-        for task in tasks:
-            row = []
-            for target in targets:
-                r = lookup.get((task, target))
-                if r is None or r["pearson_r"] is None:
-                    row.append("n/a")
-                    continue
-                text = f"{r['pearson_r']:.2f} ({r['pearson_q']:.3f})"
-                row.append(f"**{text}**" if r["pearson_q"] <= alpha else text)
-            lines.append(f"| {task} | " + " | ".join(row) + " |")
+
+        def text(task: str, target: str) -> str:
+            r = lookup.get((task, target))
+            if r is None or r["pearson_r"] is None:
+                return "n/a"
+            value = f"{r['pearson_r']:.2f} ({r['pearson_q']:.3f})"
+            return f"**{value}**" if r["pearson_q"] <= alpha else value
+
+        lines = [f"**{kind}**, {subset} models (n = {cells[0]['n_models']}): Pearson r (BH q)", ""]
+        lines += _markdown_grid("task", tasks, targets, text)
         n_found = sum(r["pearson_q"] <= alpha for r in cells)
         lines += ["", f"{n_found} of {len(cells)} cells at FDR q <= {alpha} (bold)."]
         out.append("\n".join(lines))

@@ -7,8 +7,10 @@ Restarting skips (model, probe) pairs already written; embeddings come from the 
 part-way resumes from its checkpoint (``brainlike.extract.embed_clips``).
 
     OMP_NUM_THREADS=1 nice -n 10 python scripts/downstream_full.py run --probes linear --workers 2 \\
-        --out docs/results/downstream/full
-    python scripts/downstream_full.py summary --out docs/results/downstream/full     # throughput.csv, scores.csv
+        --out docs/results/downstream/models
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/downstream_full.py run --probes pepino2025 --after linear \\
+        --workers 1 --out docs/results/downstream/models       # follows the first driver on cached embeddings
+    python scripts/downstream_full.py summary --out docs/results/downstream/models     # throughput, score tables
 """
 
 from __future__ import annotations
@@ -85,14 +87,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     busy: set[str] = set()
     pending = list(todo)
+
+    def ready(item: tuple[str, str]) -> bool:
+        """Not running already; with --after, only once the other driver wrote that probe (embeddings cached)."""
+        return item[0] not in busy and (args.after is None or args.after in done_probes(out / slug(item[0])))
+
     with ProcessPoolExecutor(args.workers, initializer=_worker_init, max_tasks_per_child=1) as pool:
         running = {}
         while pending or running:
             # a model's second probe waits for its first (they would embed the same clips twice)
-            for item in [i for i in pending if i[0] not in busy][: max(0, args.workers - len(running))]:
+            for item in [i for i in pending if ready(i)][: max(0, args.workers - len(running))]:
                 pending.remove(item)
                 busy.add(item[0])
                 running[pool.submit(run_one, item[0], item[1], str(out), sizes, tasks)] = item
+            if not running:
+                time.sleep(60)  # --after: waiting for the other driver
+                continue
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 spec, probe = running.pop(future)
@@ -191,6 +201,8 @@ def main(argv=None) -> int:
     p.add_argument("--task", nargs="+", default=["all"])
     p.add_argument("--set-sizes", nargs="+", default=["standard"])
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--after", default=None, choices=["linear", "pepino2025"],
+                   help="run a model only once this probe's results are written (by another driver running now)")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=cmd_run)
     p = sub.add_parser("summary")

@@ -11,6 +11,9 @@ part-way resumes from its checkpoint (``brainlike.extract.embed_clips``).
     OMP_NUM_THREADS=1 nice -n 10 python scripts/downstream_full.py run --probes pepino2025 --after linear \\
         --workers 1 --out docs/results/downstream/models       # follows the first driver on cached embeddings
     python scripts/downstream_full.py summary --out docs/results/downstream/models     # throughput, score tables
+    python scripts/downstream_full.py brain --scores SCORES --brain docs/results/downstream/brain  # gather records
+    python scripts/downstream_full.py link --out docs/results/downstream/models --brain docs/results/downstream/brain \
+        --link-out docs/results/downstream/link       # the link three ways, tables, plots, the paper side by side
 """
 
 from __future__ import annotations
@@ -192,6 +195,88 @@ def write_score_tables(out: Path) -> None:
         (out / f"scores_{probe}.md").write_text("\n".join(lines) + "\n")
 
 
+#: Pepino et al. 2025 (36 models, HEAR-style global score; methods.md section 5): Pearson r of the global score with
+#: each brain score kind on NH2015 and B2021 voxels (their Table 1; their RSA is layer-max).
+PAPER = {"regression": {"NH2015": 0.902, "B2021": 0.895}, "rsa layer-max": {"NH2015": 0.813, "B2021": 0.842}}
+#: The brain scores of the link's summary plots and the side-by-side table: (dataset, metric, selection, label).
+PRIMARY = (("nh2015-components", "regression", "nested-cv", "regression"),
+           ("nh2015-components", "rsa", "cv", "rsa cv"),
+           ("nh2015-components", "rsa", "layer-max", "rsa layer-max"),
+           ("ecog-nh2022", "regression", "nested-cv", "regression"),
+           ("ecog-nh2022", "rsa", "cv", "rsa cv"),
+           ("ecog-nh2022", "rsa", "layer-max", "rsa layer-max"))
+
+
+def is_primary(row: dict) -> bool:
+    """A global-score row of an aggregate brain score listed in :data:`PRIMARY`."""
+    return row["downstream"] == "global" and row.get("brain_target") in (None, "all") and any(
+        (row["brain_dataset"], row["brain_metric"], row["brain_selection"]) == p[:3] for p in PRIMARY)
+
+
+def cmd_brain(args: argparse.Namespace) -> int:
+    """Gather the brain records of ``brainlike score MODEL --out DIR/<dataset>/<model>`` folders into one
+    ``<dataset>.jsonl`` per dataset in ``--brain`` (what the link reads; small enough to commit)."""
+    from brainlike.results import Results
+
+    target = Path(args.brain)
+    target.mkdir(parents=True, exist_ok=True)
+    for dataset_dir in sorted(p for p in Path(args.scores).iterdir() if p.is_dir()):
+        folders = sorted(p for p in dataset_dir.iterdir() if (p / "records.jsonl").is_file())
+        records = [r for f in folders for r in Results.load(f, require="records")]
+        lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        (target / f"{dataset_dir.name}.jsonl").write_text(lines)
+        print(f"{dataset_dir.name}: {len(folders)} models, {len(records)} records", file=sys.stderr)
+    return 0
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    """The link three ways (all / trained / twins) on every model with both brain and downstream results: link
+    tables (``brainlike.api.link``), the scatter plots of the primary brain scores, the paper side by side."""
+    from brainlike.api import link
+    from brainlike.downstream.link import SUBSETS, scatter_plots, subset_models
+    from brainlike.results import Results
+
+    out = Path(args.out)
+    brain = sorted(Path(args.brain).glob("*.jsonl"))
+    folders = sorted(p for p in out.iterdir() if (p / "downstream.jsonl").is_file())
+    models = [Results.load(f, require="downstream").downstream[0]["model"] for f in folders]
+    subsets = [name for name in SUBSETS if len(subset_models(models, name)) >= 3]
+    t0, c0 = time.perf_counter(), os.times()
+    rows = link(*brain, *folders, probe=args.probe, subsets=subsets, n_bootstrap=args.bootstrap,
+                out=args.link_out, plots=False)
+    scatter_plots([r for r in rows if is_primary(r)], args.link_out)
+    Path(args.link_out, "paper_side_by_side.md").write_text(side_by_side(rows) + "\n")
+    cpu = sum(os.times()[:2]) - sum(c0[:2])
+    print(f"link: {len(rows)} rows, {time.perf_counter() - t0:.0f} s wall, {cpu:.0f} CPU s", file=sys.stderr)
+    return 0
+
+
+def side_by_side(rows: list[dict]) -> str:
+    """Markdown: per primary brain score, the paper's Pearson r (global score, NH2015 / B2021 voxels) beside ours
+    (per model subset: r [CI over models] [CI over families], Spearman rho, models and families)."""
+    lines = ["| our brain data | brain score | paper: NH2015 voxels | paper: B2021 voxels | ours: all models "
+             "| ours: trained only | ours: twins only |", "|---" * 7 + "|"]
+    for dataset, metric, selection, label in PRIMARY:
+        cells = []
+        for subset in ("all", "trained", "twins"):
+            match = [r for r in rows if is_primary(r) and r.get("subset") == subset and r["brain_dataset"] == dataset
+                     and r["brain_metric"] == metric and r["brain_selection"] == selection]
+            r = match[0] if match else None
+            cells.append("n/a" if r is None or r["pearson_r"] is None else
+                         f"{r['pearson_r']:.2f} {_interval(r, 'pearson')} {_interval(r, 'pearson_family')}; "
+                         f"rho {r['spearman_rho']:.2f} (n = {r['n_models']}, {r['n_families']} families)")
+        paper = PAPER.get(label, {}) if dataset.startswith("nh2015") else {}
+        lines.append(f"| {dataset} | {label} | {paper.get('NH2015', 'n/a')} | {paper.get('B2021', 'n/a')} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + ("\n\nOurs: Pearson r of the global downstream score (linear probe, z-scores within "
+                              "the subset) [95% bootstrap CI over models] [over families]; Spearman rho.")
+
+
+def _interval(row: dict, name: str) -> str:
+    low, high = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
+    return "[n/a]" if low is None else f"[{low:.2f}, {high:.2f}]"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -208,6 +293,17 @@ def main(argv=None) -> int:
     p = sub.add_parser("summary")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=cmd_summary)
+    p = sub.add_parser("brain")
+    p.add_argument("--scores", required=True, help="folder of <dataset>/<model>/ results folders of brainlike score")
+    p.add_argument("--brain", required=True, help="write one <dataset>.jsonl here")
+    p.set_defaults(handler=cmd_brain)
+    p = sub.add_parser("link")
+    p.add_argument("--out", required=True, help="the per-model downstream folders (run's --out)")
+    p.add_argument("--brain", required=True, help="folder of brain records, one .jsonl per dataset")
+    p.add_argument("--link-out", required=True)
+    p.add_argument("--probe", default="linear")
+    p.add_argument("--bootstrap", type=int, default=2000)
+    p.set_defaults(handler=cmd_link)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -254,6 +254,8 @@ def cmd_link(args: argparse.Namespace) -> int:
 def side_by_side(rows: list[dict]) -> str:
     """Markdown: per primary brain score, the paper's Pearson r (global score, NH2015 / B2021 voxels) beside ours
     (per model subset: r [CI over models] [CI over families], Spearman rho, models and families)."""
+    from brainlike.downstream.link import _ci
+
     lines = ["| our brain data | brain score | paper: NH2015 voxels | paper: B2021 voxels | ours: all models "
              "| ours: trained only | ours: twins only |", "|---" * 7 + "|"]
     for dataset, metric, selection, label in PRIMARY:
@@ -263,18 +265,13 @@ def side_by_side(rows: list[dict]) -> str:
                      and r["brain_metric"] == metric and r["brain_selection"] == selection]
             r = match[0] if match else None
             cells.append("n/a" if r is None or r["pearson_r"] is None else
-                         f"{r['pearson_r']:.2f} {_interval(r, 'pearson')} {_interval(r, 'pearson_family')}; "
+                         f"{r['pearson_r']:.2f} {_ci(r, 'pearson')} {_ci(r, 'pearson_family')}; "
                          f"rho {r['spearman_rho']:.2f} (n = {r['n_models']}, {r['n_families']} families)")
         paper = PAPER.get(label, {}) if dataset.startswith("nh2015") else {}
         lines.append(f"| {dataset} | {label} | {paper.get('NH2015', 'n/a')} | {paper.get('B2021', 'n/a')} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines) + ("\n\nOurs: Pearson r of the global downstream score (linear probe, z-scores within "
                               "the subset) [95% bootstrap CI over models] [over families]; Spearman rho.")
-
-
-def _interval(row: dict, name: str) -> str:
-    low, high = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
-    return "[n/a]" if low is None else f"[{low:.2f}, {high:.2f}]"
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,9 @@ The public API (imported on first use, so ``import brainlike`` stays light):
 * :func:`brainlike.extract` -> activations of one model (cached)
 * :func:`brainlike.downstream` -> downstream task records (``brainlike.downstream`` is also the subpackage)
 * :func:`brainlike.link` -> brain-vs-task correlations across models
-* :func:`brainlike.compare` -> is model A better than model B?
+* :func:`brainlike.compare` -> does model A beat model B? (every pair: difference, CI, p, FDR q)
+* :func:`brainlike.similarity` -> layer x layer CKA / Procrustes / RSA matrices between models or a dataset
+* :func:`brainlike.ceiling` -> noise ceilings of a dataset with repetitions
 * :class:`brainlike.Results` (``Results.load(folder)``), :func:`brainlike.run_study`, :func:`brainlike.make_report`
 """
 
@@ -14,10 +16,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Results", "compare", "downstream", "extract", "link", "load_study", "make_report", "run_study",
-           "score", "__version__"]
+__all__ = ["Results", "ceiling", "compare", "downstream", "extract", "link", "load_study", "make_report",
+           "run_study", "score", "similarity", "__version__"]
 
 _API = {"score": "brainlike.api", "extract": "brainlike.api", "link": "brainlike.api", "compare": "brainlike.api",
+        "similarity": "brainlike.api", "ceiling": "brainlike.api",
         "Results": "brainlike.results", "load_study": "brainlike.study", "run_study": "brainlike.study",
         "make_report": "brainlike.report"}
 

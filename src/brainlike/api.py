@@ -1,5 +1,5 @@
-"""The Python API: ``brainlike.score``, ``brainlike.extract``, ``brainlike.downstream``, ``brainlike.link`` and
-``brainlike.compare`` (the command line calls these).
+"""The Python API: ``brainlike.score``, ``brainlike.extract``, ``brainlike.downstream``, ``brainlike.link``,
+``brainlike.compare``, ``brainlike.similarity`` and ``brainlike.ceiling`` (the command line calls these).
 
 >>> import brainlike
 >>> results = brainlike.score(["spectrotemporal", "melspec"], dataset="nh2015-components")   # doctest: +SKIP
@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from brainlike.errors import BrainlikeError
 from brainlike.results import Results
 
-__all__ = ["SEED", "compare", "downstream", "extract", "link", "score"]
+__all__ = ["SEED", "ceiling", "compare", "downstream", "extract", "link", "score", "similarity"]
 
 SEED = 0
 """Seed of every random draw in scoring (splits, bootstrap, permutations)."""
@@ -69,7 +69,7 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
           protocol: str = "pepino2025", out: str | Path | None = None, device: str = "cpu",
           backend: str | None = None, cache: bool = True, progress: bool = True, bootstrap: int = 0,
           permutations: int = 0, options: dict[str, Any] | None = None,
-          window: tuple[float, float] | str | None = None) -> Results:
+          window: tuple[float, float] | str | None = None, normalise: str | None = None) -> Results:
     """Score audio models against a neural dataset, layer by layer.
 
     Parameters
@@ -103,6 +103,10 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
         Time-resolved dataset under a time-averaged protocol (pepino2025, tuckute2023, RSA): responses are averaged
         over the bins starting in [start, stop) seconds from onset; default (0, 2) (``"0:2"``). Records carry
         ``window``. Not allowed for a time-averaged dataset.
+    normalise : {None, "spearman-brown", "ncsnr", "cc-max"}
+        Also divide each regression score by the dataset's noise ceiling of that method (the R2 bound; see
+        :func:`ceiling`): the records keep ``score`` and add ``ceiling``, ``method``, ``ceiling_bounds`` and
+        ``score_over_ceiling`` (never clipped; above 1 warns). Needs a dataset with repetitions.
 
     Returns
     -------
@@ -114,7 +118,8 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     Raises
     ------
     BrainlikeError
-        Unknown model, dataset, metric or protocol; bad data; too few stimuli for the folds (one-line messages).
+        Unknown model, dataset, metric or protocol; bad data; too few stimuli for the folds; a ceiling asked of a
+        dataset without repetitions (one-line messages).
     """
     from brainlike.align.protocols import get_protocol
     from brainlike.align.score import METRICS, regression, rsa
@@ -136,6 +141,7 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     stimuli = load_stimulus_set(neural.attrs.get("stimulus_set", "natsound165"))
     neural = neural.align_to(stimuli.ids)
     neural, window_keys = _time_averaged(neural, window, spec.time_resolved)
+    ceilings = _ceilings_for_normalising(neural, normalise, spec.name, metrics)  # fail before any extraction
     loaded = [load_model(name) for name in models]  # fail early on unknown names
     records: list[dict] = []
     details = []
@@ -146,6 +152,11 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
         if "regression" in metrics:
             rows, detail = regression(activations, neural, stimuli.folds, spec.name, device, backend, SEED,
                                       options=options)
+            if ceilings is not None:
+                from brainlike.align.ceilings import normalise_records, per_target_scores
+
+                rows = normalise_records(rows, per_target_scores(detail, [model.name], neural.target_names),
+                                         ceilings)
             records += rows
             details.append(detail)
         if "rsa" in metrics:
@@ -154,13 +165,198 @@ def score(models: Sequence[str] | str, *, dataset: str = "nh2015-components", me
     provenance = {
         "started": started, "protocol": spec.name, "metrics": metrics, "dataset": neural.name, "seed": SEED,
         "protocol_parameters": spec.parameters(options), "device": device, "backend": backend,
-        "bootstrap": bootstrap, "permutations": permutations, "options": options, **window_keys,
+        "bootstrap": bootstrap, "permutations": permutations, "options": options, "normalise": normalise,
+        **window_keys,
         "data_checksums": {"stimuli": stimuli.checksum, **neural.checksums}, "models": model_info,
     }
     results = Results(records, detail=merge_details(details), provenance=provenance)
     if out is not None:
         results.save(out)
     return results
+
+
+def _ceilings_for_normalising(neural, method: str | None, protocol: str, metrics: list[str]):
+    """The noise ceilings to normalise regression scores with (None when not asked)."""
+    if method is None:
+        return None
+    from brainlike.align.ceilings import REPETITION_METHODS, noise_ceiling
+
+    if method not in REPETITION_METHODS:
+        raise BrainlikeError(f"--normalise takes one of {', '.join(REPETITION_METHODS)}, not {method!r} "
+                             "(RSA records of multi-subject datasets carry their leave-one-subject-out ceiling)")
+    if "regression" not in metrics:
+        raise BrainlikeError("--normalise applies to regression scores: use --metric regression or all")
+    if protocol == "tuckute2023":
+        raise BrainlikeError("tuckute2023 scores are already noise-corrected (its own Spearman-Brown correction): "
+                             "normalising them again would divide by a ceiling twice")
+    return noise_ceiling(neural, method)
+
+
+def ceiling(dataset: str, *, method: str = "ncsnr", out: str | Path | None = None) -> Results:
+    """Noise ceilings of a dataset with repetitions, per target and summarised (methods.md section 12).
+
+    Parameters
+    ----------
+    dataset : str
+        A registered dataset or a ``.nc`` / ``.npz`` file with repetitions.
+    method : {"spearman-brown", "ncsnr", "cc-max", "loso"}
+        ``spearman-brown`` and ``ncsnr`` bound R2, ``cc-max`` bounds r, ``loso`` (leave one subject out) bounds the
+        RSA rho; see :mod:`brainlike.align.ceilings` for the formulas.
+    out : path-like, optional
+        Also write a results folder: ``records.*`` and ``detail-ceiling.nc`` (per-target values).
+
+    Returns
+    -------
+    Results
+        Ceiling records (``metric: ceiling``, ``method``, ``bounds``; per target for datasets with at most 100
+        targets, the aggregate, per subject and per ROI) and the per-target detail.
+
+    Raises
+    ------
+    BrainlikeError
+        Unknown dataset or method; a dataset without repetitions (``loso``: fewer than 2 subjects).
+    """
+    import xarray as xr
+
+    from brainlike.align.ceilings import noise_ceiling
+    from brainlike.data.neural import load_dataset
+    from brainlike.results import now
+
+    started = now()
+    neural = load_dataset(dataset)
+    ceilings = noise_ceiling(neural, method)
+    details = {}
+    if method != "loso":
+        details["ceiling"] = xr.Dataset(
+            {"ceiling": ("target", ceilings.values), "n_reps": ("target", ceilings.n_reps),
+             **{k: ("target", v) for k, v in ceilings.extra.items()}},
+            coords={"target": neural.target_names},
+            attrs={"dataset": neural.name, "method": method, "bounds": ceilings.bounds})
+    provenance = {"started": started, "dataset": neural.name, "method": method, "bounds": ceilings.bounds,
+                  "data_checksums": neural.checksums}
+    results = Results(ceilings.records(), details=details, provenance=provenance)
+    if out is not None:
+        results.save(out)
+    return results
+
+
+def similarity(*feature_sets: str, metric: str = "cka", stimuli: str | None = None,
+               layers: dict[str, Sequence[str]] | None = None, layers_from: str | Path | Results | None = None,
+               whiten: float = 0.0, out: str | Path | None = None, cache: bool = True,
+               progress: bool = True) -> Results:
+    """A layer x layer matrix of representational similarity (methods.md section 11).
+
+    Parameters
+    ----------
+    *feature_sets : str
+        Two or more model specs or neural datasets (a registered dataset name or a ``.nc`` / ``.npz`` file: its
+        responses, averaged over repetitions, are one "layer"). Two: rows = layers of the first, columns = layers of
+        the second (the same spec twice compares a model with itself). More: rows = columns = every layer of every
+        set.
+    metric : {"cka", "cka-debiased", "procrustes", "procrustes-cv", "rsa"}
+        Similarities (1 = same) or, for the Procrustes metrics, angular distances in radians (0 = same shape).
+    stimuli : str, optional
+        Stimulus set of the models (default: the datasets' own, else ``natsound165``).
+    layers : dict of str to list of str, optional
+        Only these layers of a model.
+    layers_from : path-like or Results, optional
+        Keep each model's best layer: the ``layer`` of its aggregate regression record there (e.g. the
+        ``brainlike score ... --out`` folder of the same models).
+    whiten : float
+        Partial whitening of the Procrustes metrics in [0, 1] (0: plain Procrustes).
+    out : path-like, optional
+        Also write ``records.*``, ``detail-similarity.nc`` and ``similarity-<metric>.png`` here.
+
+    Returns
+    -------
+    Results
+        One record per cell (``model_a, layer_a, model_b, layer_b, score``) and the matrix as
+        ``details["similarity"]`` (dims ``row``, ``column``).
+
+    Raises
+    ------
+    BrainlikeError
+        Unknown model or dataset, different stimuli, NaN or constant features, a bad metric or whitening.
+    """
+    from brainlike.align.geometry import similarity as similarity_matrix
+    from brainlike.data.stimuli import load_stimulus_set
+    from brainlike.results import now
+
+    if len(feature_sets) < 2:
+        raise BrainlikeError("similarity needs at least two feature sets (give a model twice to compare it with "
+                             "itself)")
+    started = now()
+    datasets = {spec: _load_dataset_or_none(spec) for spec in dict.fromkeys(feature_sets)}
+    set_name = stimuli or next((d.attrs.get("stimulus_set", "natsound165") for d in datasets.values() if d),
+                               "natsound165")
+    stimulus_set = load_stimulus_set(set_name)
+    chosen = _chosen_layers(layers, layers_from, [s for s, d in datasets.items() if d is None])
+    loaded, info = {}, {}
+    for spec, neural in datasets.items():
+        loaded[spec], info[spec] = _feature_set(spec, neural, stimulus_set, chosen.get(spec), cache, progress)
+    sets = [loaded[spec] for spec in feature_sets]
+    folds = _folds_by_name(stimulus_set, sets[0].stimulus_ids) if metric == "procrustes-cv" else None
+    matrix = similarity_matrix(sets, metric, folds=folds, whiten=whiten, stimulus_set=stimulus_set.name)
+    provenance = {"started": started, "metric": metric, "whiten": matrix.whiten, "feature_sets": list(feature_sets),
+                  "stimulus_set": stimulus_set.name, "data_checksums": {"stimuli": stimulus_set.checksum},
+                  "models": info}
+    results = Results(matrix.records(), details={"similarity": matrix.to_dataset()}, provenance=provenance)
+    if out is not None:
+        from brainlike.report.figures import save_similarity_figure
+
+        folder = results.save(out)
+        save_similarity_figure(matrix, folder / f"similarity-{metric}.png")
+    return results
+
+
+def _load_dataset_or_none(spec: str):
+    """The neural dataset ``spec`` names (a registered name or a data file), or None for a model spec."""
+    from brainlike.data.neural import list_datasets, load_dataset
+
+    if spec.endswith((".nc", ".npz")) or spec in {row["name"] for row in list_datasets()}:
+        return load_dataset(spec)
+    return None
+
+
+def _chosen_layers(layers: dict[str, Sequence[str]] | None, layers_from, models: list[str]) -> dict[str, list[str]]:
+    chosen = {k: list(v) for k, v in (layers or {}).items()}
+    if layers_from is None:
+        return chosen
+    source = layers_from if isinstance(layers_from, Results) else Results.load(layers_from, require="records")
+    for model in models:
+        if model in chosen:
+            continue
+        rows = [r for r in source if r["model"] == model and r["metric"] == "regression" and r["target"] == "all"
+                and r.get("subject") is None and r.get("roi") is None and r.get("layer")]
+        if not rows:
+            raise BrainlikeError(f"no aggregate regression record of {model!r} with a layer in the results given "
+                                 "for the best layers")
+        chosen[model] = [rows[0]["layer"]]
+    return chosen
+
+
+def _feature_set(spec: str, neural, stimulus_set, layers: list[str] | None, cache: bool, progress: bool):
+    from brainlike.align.geometry import FeatureSet
+    from brainlike.extract import extract_activations
+    from brainlike.models.registry import load_model
+
+    if neural is not None:
+        neural, window = _time_averaged(neural, None, False)  # a time-resolved dataset: its 0-2 s average
+        return FeatureSet.from_dataset(neural), {"dataset": neural.name, "checksums": neural.checksums, **window}
+    activations = extract_activations(load_model(spec), stimulus_set, cache=cache, progress_bar=progress)
+    features = FeatureSet.from_activations(activations)
+    return (features.select(layers) if layers else features), activations.info
+
+
+def _folds_by_name(stimulus_set, stimulus_ids: Sequence[str]):
+    import numpy as np
+
+    index = {s: i for i, s in enumerate(stimulus_set.ids)}
+    missing = [s for s in stimulus_ids if s not in index]
+    if missing:
+        raise BrainlikeError(f"no fold labels for {len(missing)} stimulus name(s) of {stimulus_set.name}, e.g. "
+                             f"{missing[:3]}")
+    return np.asarray(stimulus_set.folds)[[index[s] for s in stimulus_ids]]
 
 
 def _time_averaged(neural: Any, window: tuple[float, float] | str | None,
@@ -272,36 +468,59 @@ def link(*results: str | Path | Results, probe: str | None = None, n_bootstrap: 
     return rows
 
 
-def compare(results: str | Path | Results, model_a: str, model_b: str, *, metric: str = "regression",
-            selection: str | None = None) -> dict[str, Any]:
-    """Is model A better than model B? A paired two-sided Wilcoxon test across subjects.
+def compare(results: str | Path | Results, *models: str, metric: str = "regression", dataset: str | None = None,
+            n_bootstrap: int = 1000, n_permutations: int = 1000, seed: int = SEED, selection: str | None = None,
+            out: str | Path | None = None) -> Results:
+    """Does model A beat model B? Every pair of two or more models, per target and overall.
+
+    For each pair: the score difference, a 95% paired bootstrap interval over sounds (and subjects where there are
+    several), a two-sided permutation p-value that swaps the two models' pooled out-of-fold predictions sound by
+    sound, Benjamini-Hochberg q-values across targets and pairs, and (several subjects) the paired Wilcoxon test
+    across subjects (:mod:`brainlike.align.compare`).
 
     Parameters
     ----------
     results : path-like or Results
-        Results holding per-subject records of both models (a multi-subject dataset).
-    model_a, model_b : str
-        Model specs as they appear in the records.
+        Results of the models (``brainlike score ... --out``) whose detail keeps the pooled out-of-fold
+        predictions (pepino2025).
+    *models : str
+        Two or more model specs as they appear in the records; pairs in order (A-B, A-C, B-C...).
     metric : {"regression", "rsa"}
+        ``rsa`` compares per-subject scores only (paired Wilcoxon, bootstrap over subjects).
+    dataset : str, optional
+        Which dataset when the results hold several.
+    n_bootstrap, n_permutations : int
+        Resamples for the interval and permutations for the p-value.
+    seed : int
     selection : str, optional
-        Layer selection of the records to compare (default: the metric's main one).
+        ``rsa``: the layer selection to compare (default ``layer-max``).
+    out : path-like, optional
+        Also write the results folder with ``comparisons.jsonl/.csv`` and ``detail-compare.nc``.
 
     Returns
     -------
-    dict
-        ``model_a, model_b, metric, statistic, p, n_subjects, mean_difference``.
+    Results
+        The input results with :attr:`Results.comparisons` (records ``model_a, model_b, metric, target,
+        difference, ci_low, ci_high, p, q``...) and the per-target detail ``details["compare"]``.
+
+    Raises
+    ------
+    BrainlikeError
+        Fewer than two models, no predictions (e.g. tuckute2023 results), a dataset that no longer matches.
     """
-    from brainlike.align.stats import paired_wilcoxon
+    from brainlike.align.compare import compare_models
 
     loaded = results if isinstance(results, Results) else Results.load(results, require="records")
-    selection = selection or {"regression": None, "rsa": "layer-max"}.get(metric)
-
-    def per_subject(model: str) -> dict[str, float]:
-        rows = [r for r in loaded if r["model"] == model and r["metric"] == metric and r.get("subject")
-                and r.get("roi") is None and (selection is None or r["selection"] == selection)]
-        if not rows:
-            raise BrainlikeError(f"no per-subject {metric} records for model {model!r}")
-        return {r["subject"]: r["score"] for r in rows}
-
-    outcome = paired_wilcoxon(per_subject(model_a), per_subject(model_b))
-    return {"model_a": model_a, "model_b": model_b, "metric": metric, **outcome}
+    rows, detail = compare_models(loaded, models, metric=metric, dataset=dataset, n_bootstrap=n_bootstrap,
+                                  n_permutations=n_permutations, seed=seed, selection=selection)
+    compared = loaded._like(loaded)
+    compared.details = dict(loaded.details)
+    compared.comparisons = list(rows)
+    if detail is not None:
+        compared.details["compare"] = detail
+    compared.provenance = {**loaded.provenance, "compare": {"models": list(models), "metric": metric,
+                                                            "n_bootstrap": n_bootstrap,
+                                                            "n_permutations": n_permutations, "seed": seed}}
+    if out is not None:
+        compared.save(out)
+    return compared

@@ -38,7 +38,10 @@ REQUIRED_KEYS = ("model", "dataset", "metric", "protocol", "selection", "target"
 DOWNSTREAM_REQUIRED_KEYS = ("model", "task", "score")
 """Keys every downstream record carries."""
 
-RECORDS, DOWNSTREAM = "records", "downstream"
+COMPARISON_REQUIRED_KEYS = ("model_a", "model_b", "metric", "target", "difference", "p", "q")
+"""Keys every model-comparison record carries (contracts.md section 7)."""
+
+RECORDS, DOWNSTREAM, COMPARISONS = "records", "downstream", "comparisons"
 DETAIL_DEFAULT = ""
 """Key of ``detail.nc`` in :attr:`Results.details` (other keys name ``detail-<key>.nc`` files)."""
 
@@ -65,6 +68,10 @@ class Results(list):
         Versions, command, seeds, protocol parameters, data and weight checksums.
     downstream_provenance : dict
         Provenance of the downstream records (empty when there are none).
+    comparisons : list of dict
+        Model-comparison records (``brainlike compare``: ``model_a, model_b, metric, target, difference, ci_low,
+        ci_high, p, q``), kept apart from the score records (``comparisons.jsonl``) so that no reader of scores
+        counts them.
     sources : list of Path
         Folders or files the results were read from (empty for results computed in this process).
     """
@@ -73,7 +80,7 @@ class Results(list):
                  details: Mapping[str, Any] | None = None, provenance: Mapping[str, Any] | None = None,
                  downstream: Iterable[Mapping[str, Any]] = (),
                  downstream_provenance: Mapping[str, Any] | None = None,
-                 sources: Sequence[str | Path] = ()) -> None:
+                 sources: Sequence[str | Path] = (), comparisons: Iterable[Mapping[str, Any]] = ()) -> None:
         super().__init__(dict(r) for r in records)
         self.details: dict[str, Any] = dict(details or {})
         if detail is not None:
@@ -81,6 +88,7 @@ class Results(list):
         self.provenance: dict[str, Any] = dict(provenance or {})
         self.downstream: list[dict[str, Any]] = [dict(r) for r in downstream]
         self.downstream_provenance: dict[str, Any] = dict(downstream_provenance or {})
+        self.comparisons: list[dict[str, Any]] = [dict(r) for r in comparisons]
         self.sources: list[Path] = [Path(s) for s in sources]
         self.provenance_files: list[tuple[str, dict[str, Any]]] = []
         """Every provenance file read by :meth:`load` with its path (the report lists them)."""
@@ -110,7 +118,8 @@ class Results(list):
     @property
     def models(self) -> list[str]:
         """Model specs in order of first appearance (brain records, then downstream records)."""
-        return list(dict.fromkeys([r["model"] for r in self] + [r["model"] for r in self.downstream]))
+        models = [r["model"] for r in self] + [r["model"] for r in self.downstream]
+        return list(dict.fromkeys(m for m in models if m is not None))
 
     def to_frame(self, kind: str = RECORDS) -> pd.DataFrame:
         """The records as a tidy pandas table (required columns first; ``kind="downstream"`` for task records)."""
@@ -118,7 +127,9 @@ class Results(list):
             return records_frame(self)
         if kind == DOWNSTREAM:
             return _frame(self.downstream, DOWNSTREAM_REQUIRED_KEYS)
-        raise ValueError(f"kind must be {RECORDS!r} or {DOWNSTREAM!r}, not {kind!r}")
+        if kind == COMPARISONS:
+            return _frame(self.comparisons, COMPARISON_REQUIRED_KEYS)
+        raise ValueError(f"kind must be {RECORDS!r}, {DOWNSTREAM!r} or {COMPARISONS!r}, not {kind!r}")
 
     def select(self, **criteria: Any) -> "Results":
         """Records whose keys equal every ``key=value`` given (a missing key counts as None); detail is kept."""
@@ -129,13 +140,15 @@ class Results(list):
         """Append another result's records, downstream records and detail (in place; returns self)."""
         self.extend(other)
         self.downstream.extend(other.downstream)
+        self.comparisons.extend(other.comparisons)
         for key, value in other.details.items():
             self.details[key] = _concat_models([self.details[key], value]) if key in self.details else value
         return self
 
     def _like(self, rows: Iterable[Mapping[str, Any]]) -> "Results":
         out = Results(rows, details=self.details, provenance=self.provenance, downstream=self.downstream,
-                      downstream_provenance=self.downstream_provenance, sources=self.sources)
+                      downstream_provenance=self.downstream_provenance, sources=self.sources,
+                      comparisons=self.comparisons)
         out.provenance_files = list(self.provenance_files)
         return out
 
@@ -150,12 +163,13 @@ class Results(list):
         """Write the results folder (each file atomically) and return its path.
 
         Brain records go to ``records.*`` with ``provenance.json`` (only when there are brain records or detail);
-        downstream records to ``downstream.*`` with ``downstream_provenance.json``. Files of the other kind already
-        in the folder are left alone, so a score run and a downstream run can share one folder.
+        downstream records to ``downstream.*`` with ``downstream_provenance.json``; comparison records to
+        ``comparisons.*``. Files of the other kind already in the folder are left alone, so a score run and a
+        downstream run can share one folder.
         """
         out = Path(out_dir).expanduser().resolve()
         out.mkdir(parents=True, exist_ok=True)
-        if len(self) or self.details or not self.downstream:
+        if len(self) or self.details or not (self.downstream or self.comparisons):
             _write_records(out, RECORDS, self)
             for key, dataset in self.details.items():
                 name = "detail.nc" if key == DETAIL_DEFAULT else f"detail-{_slug(key)}.nc"
@@ -165,6 +179,8 @@ class Results(list):
         if self.downstream:
             _write_records(out, DOWNSTREAM, self.downstream)
             _write_json(out / "downstream_provenance.json", _stamp(self.downstream_provenance or self.provenance))
+        if self.comparisons:
+            _write_records(out, COMPARISONS, self.comparisons)
         return out
 
     @classmethod
@@ -209,10 +225,12 @@ class Results(list):
     def _read_folder(self, path: Path, given: str) -> None:
         brain = _read_jsonl(path / "records.jsonl", REQUIRED_KEYS)
         tasks = _read_jsonl(path / "downstream.jsonl", DOWNSTREAM_REQUIRED_KEYS)
-        if not brain and not tasks:
+        comparisons = _read_jsonl(path / "comparisons.jsonl", COMPARISON_REQUIRED_KEYS)
+        if not brain and not tasks and not comparisons:
             raise ResultsError(f"{given!r} holds no records.jsonl or downstream.jsonl: not a results folder")
         self.extend(brain)
         self.downstream.extend(tasks)
+        self.comparisons.extend(comparisons)
         for name in ("provenance.json", "downstream_provenance.json"):
             if (path / name).exists():
                 provenance = _read_json(path / name)
@@ -297,7 +315,8 @@ def _stamp(provenance: Mapping[str, Any]) -> dict[str, Any]:
 def _write_records(out: Path, name: str, records: Sequence[Mapping[str, Any]]) -> None:
     jsonl = "".join(json.dumps(r, default=json_default) + "\n" for r in records).encode()
     atomic_write_bytes(out / f"{name}.jsonl", lambda h: h.write(jsonl))
-    table = records_frame(records) if name == RECORDS else _frame(list(records), DOWNSTREAM_REQUIRED_KEYS)
+    required = {RECORDS: REQUIRED_KEYS, DOWNSTREAM: DOWNSTREAM_REQUIRED_KEYS, COMPARISONS: COMPARISON_REQUIRED_KEYS}
+    table = _frame(list(records), required[name])
     flat = table.map(lambda v: json.dumps(v, default=json_default) if isinstance(v, (dict, list)) else v)
     atomic_write_bytes(out / f"{name}.csv", lambda h: h.write(flat.to_csv(index=False, lineterminator="\n").encode()))
     if name == RECORDS:

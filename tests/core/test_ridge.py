@@ -26,6 +26,7 @@ def test_batched_predictions_equal_sklearn_ridge_for_every_alpha(n_features):
         assert np.abs(preds[a] - reference).max() <= 1e-6
 
 
+@pytest.mark.numerics
 def test_torch_backend_matches_numpy():
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((40, 30)), rng.standard_normal((40, 5))
@@ -34,7 +35,21 @@ def test_torch_backend_matches_numpy():
     got = predict_alphas(spectrum, TorchBackend("cpu", "float64").asarray(y[:30]), GRID, TorchBackend("cpu", "float64"))
     assert np.abs(got.numpy() - ref).max() < 1e-10
     got32 = predict_alphas(spectrum, TorchBackend().asarray(y[:30]), GRID, TorchBackend())
-    assert np.abs(got32.numpy() - ref).max() < 1e-4
+    assert np.abs(got32.numpy() - ref).max() < 1e-4  # seen 8.7e-6 (alpha 1e-3 on 30 x 30 is ill-conditioned)
+
+
+def _slow_inner_score(layers, y, folds, outer, j, alpha, layer):
+    """max(r, 0)^2 of the pooled leave-one-fold-out predictions of target j inside outer fold ``outer``."""
+    tr = folds != outer
+    pooled, truth = [], []
+    for inner in np.unique(folds[tr]):
+        itr = tr & (folds != inner)
+        ite = tr & (folds == inner)
+        model = Ridge(alpha=alpha).fit(layers[layer][itr], y[itr, j])
+        pooled.append(model.predict(layers[layer][ite]))
+        truth.append(y[ite, j])
+    r = pearsonr(np.concatenate(pooled), np.concatenate(truth))[0]
+    return max(r, 0) ** 2
 
 
 def _slow_pepino(layers, y, folds, alphas=ALPHAS, limits=(1e-49, 1e50)):
@@ -46,15 +61,7 @@ def _slow_pepino(layers, y, folds, alphas=ALPHAS, limits=(1e-49, 1e50)):
         tr, te = folds != outer, folds == outer
         for j in range(t):
             def inner_score(alpha, layer):
-                pooled, truth = [], []
-                for inner in np.unique(folds[tr]):
-                    itr = tr & (folds != inner)
-                    ite = tr & (folds == inner)
-                    model = Ridge(alpha=alpha).fit(layers[layer][itr], y[itr, j])
-                    pooled.append(model.predict(layers[layer][ite]))
-                    truth.append(y[ite, j])
-                r = pearsonr(np.concatenate(pooled), np.concatenate(truth))[0]
-                return max(r, 0) ** 2
+                return _slow_inner_score(layers, y, folds, outer, j, alpha, layer)
             grid = [(a, l) for a in alphas for l in range(len(layers))]
             scores = [inner_score(a, l) for a, l in grid]
             low, high = min(alphas), max(alphas)
@@ -75,6 +82,7 @@ def _slow_pepino(layers, y, folds, alphas=ALPHAS, limits=(1e-49, 1e50)):
     return r2, preds, chosen
 
 
+@pytest.mark.numerics
 def test_pepino2025_equals_slow_sklearn_loop():
     rng = np.random.default_rng(7)
     n = 40
@@ -93,8 +101,16 @@ def test_pepino2025_equals_slow_sklearn_loop():
     assert np.abs(result.scores - r2_ref).max() <= 1e-9
     folds_sorted = list(np.unique(folds))
     for outer, j, alpha, layer in chosen:
-        assert result.layer_index[folds_sorted.index(outer), j] == layer
-        assert result.alpha[folds_sorted.index(outer), j] == pytest.approx(alpha)
+        ours = result.alpha[folds_sorted.index(outer), j], result.layer_index[folds_sorted.index(outer), j]
+        if ours[1] == layer and ours[0] == pytest.approx(alpha, rel=1e-9, abs=0):
+            continue
+        # Targets fitted by interpolation (layers wider than the training set) keep improving by rounding noise as
+        # alpha halves towards 0: both engines stop near 1e-13, where their own rounding says (a near tie). Only
+        # there may the picks differ, and the reference must score both picks alike.
+        assert max(ours[0], alpha) < 1e-6, (outer, j, ours, (alpha, layer))
+        ref_score = _slow_inner_score(layers, y, folds, outer, j, alpha, layer)
+        assert _slow_inner_score(layers, y, folds, outer, j, *ours) == pytest.approx(ref_score, rel=1e-9, abs=1e-12)
+    assert sum(alpha >= 1e-6 for _, _, alpha, _ in chosen) >= 5  # seen 7 of 20 picks compared exactly
 
 
 def test_planted_signal_recovered_and_shuffled_control_near_zero():
@@ -110,6 +126,7 @@ def test_planted_signal_recovered_and_shuffled_control_near_zero():
     assert np.median(shuffled.scores) < 0.03
 
 
+@pytest.mark.numerics
 def test_float32_torch_scores_close_to_float64():
     rng = np.random.default_rng(5)
     n, folds = 80, np.repeat(np.arange(5), 16)
@@ -118,6 +135,8 @@ def test_float32_torch_scores_close_to_float64():
     grams = [gram_matrix(x) for x in layers]
     ref = run_pepino2025(grams, y, folds, NumpyBackend())
     got = run_pepino2025(grams, y, folds, TorchBackend("cpu", "float32"))
+    # Scores, not picks, are compared: float32 may pick another (alpha, layer) at a near tie of the inner scores.
+    # Here the closest call is 1.9e-4 apart (relative) and the scores agree to 1.5e-7.
     assert np.abs(ref.scores - got.scores).max() < 1e-3
 
 

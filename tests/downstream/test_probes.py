@@ -40,11 +40,50 @@ def test_linear_probe_shuffled_labels_is_at_chance():
     assert abs(np.mean(scores) - 1 / N_CLASSES) < 0.08
 
 
+def _validation_accuracy_per_c(x, y, split, cs=probes.LINEAR_CS) -> np.ndarray:
+    """Independent reference: z-score with the training clips, then a converged scikit-learn logistic regression
+    per C (fresh fit, no warm start); validation accuracy of each."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x[split.train])
+    train, valid = scaler.transform(x[split.train]), scaler.transform(x[split.valid])
+    out = []
+    for c in cs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = LogisticRegression(C=c, tol=1e-10, max_iter=10_000).fit(train, y[split.train])
+        out.append(probes.accuracy(model.predict(valid), y[split.valid]))
+    return np.array(out)
+
+
+@pytest.mark.numerics
 def test_linear_probe_picks_c_on_validation_and_reports_it():
-    x, y, folds = _blobs()
-    result = probes.linear_probe([x], y, _splits(folds)[0])
-    assert result.params["C"] in probes.LINEAR_CS
-    assert result.valid_score >= 0.98
+    # overlapping classes in 60 dimensions: validation accuracy peaks at an interior C
+    x, y, folds = _blobs(n_per_class=150, dim=60, separation=0.15, seed=2)
+    split = _splits(folds)[0]
+    valid = _validation_accuracy_per_c(x, y, split)  # seen: 59 61 67 61 57 57 of 120
+    best = int(np.argmax(valid))
+    runner_up = np.sort(valid)[-2]
+    assert 0 < best < len(valid) - 1  # the data are informative: neither end of the grid wins
+    assert valid[best] - runner_up >= 3 / len(split.valid)  # a clear best (3+ clips), not a near tie
+    result = probes.linear_probe([x], y, split)
+    assert result.params["C"] == probes.LINEAR_CS[best]
+    # reported validation score: that of the chosen C (the probe's own, less tightly converged fit: within a clip)
+    assert result.valid_score == pytest.approx(valid[best], abs=1.01 / len(split.valid))
+    assert result.params["n_features"] == x.shape[1]  # 60 columns < the PCA cap: kept whole
+
+
+def test_linear_probe_ties_go_to_the_smaller_c():
+    x, y, folds = _blobs()  # separable: every C reaches 100 % on validation
+    split = _splits(folds)[0]
+    np.testing.assert_array_equal(_validation_accuracy_per_c(x, y, split), 1.0)
+    for cs in (probes.LINEAR_CS, probes.LINEAR_CS[::-1]):  # the documented rule, whatever the order given
+        result = probes.linear_probe([x], y, split, cs=cs)
+        assert result.params["C"] == min(probes.LINEAR_CS) and result.valid_score == 1.0
     assert result.params["n_features"] == x.shape[1]  # 20 columns < the PCA cap: kept whole
 
 
@@ -74,6 +113,7 @@ def test_pepino_configs_are_the_16_of_the_paper():
     assert {c["init"] for c in configs} == {"xavier_uniform", "xavier_normal"}
 
 
+@pytest.mark.numerics
 def test_pepino_weighted_sum_learns_the_informative_layer():
     x, y, folds = _blobs(n_per_class=80, dim=16, separation=1.5)
     rng = np.random.default_rng(4)
@@ -84,10 +124,14 @@ def test_pepino_weighted_sum_learns_the_informative_layer():
     result = probes.train_weighted_mlp(inputs, y, split, config, n_classes=N_CLASSES, max_epochs=150, patience=30)
     weights = np.array(result.extra["layer_weights"])
     assert weights.sum() == pytest.approx(1.0, abs=1e-5)
-    assert weights[1] > 0.5 and weights[1] > 2 * max(weights[0], weights[2])
-    assert probes.accuracy(result.test_pred, y[split.test]) >= 0.9
+    # Weights start equal (1/3 each). Early stopping keeps an early epoch, so how far the informative layer's weight
+    # has grown varies with rounding (CPU, BLAS): over 100 training seeds here its lead over the larger distractor
+    # weight was 0.17-0.38 and its weight 0.45-0.59 (0.48 on one Xeon). Assert the largest weight, by a margin.
+    assert weights[1] > max(weights[0], weights[2]) + 0.1
+    assert probes.accuracy(result.test_pred, y[split.test]) >= 0.85  # seen 0.94-1.0 over the same 100 seeds
 
 
+@pytest.mark.numerics
 def test_pepino_probe_searches_on_first_split_and_runs_every_split():
     x, y, folds = _blobs(n_per_class=40, dim=8)
     configs = [{"hidden": [16], "lr": 1e-5, "init": "xavier_normal"},  # too slow to learn in 30 epochs
@@ -97,7 +141,8 @@ def test_pepino_probe_searches_on_first_split_and_runs_every_split():
                                   patience=10)
     assert len(results) == 5
     assert all(r.params["lr"] == 1e-2 for r in results)
-    assert np.mean([probes.accuracy(r.test_pred, y[s.test]) for r, s in zip(results, splits)]) >= 0.95
+    # seen 0.956-1.0 over 40 training seeds (rounding on another CPU acts like another seed): a margin below that
+    assert np.mean([probes.accuracy(r.test_pred, y[s.test]) for r, s in zip(results, splits)]) >= 0.9
 
 
 def test_unknown_probe_is_a_one_line_error():

@@ -13,6 +13,7 @@ from brainlike.pretrain.mae import (MAEConfig, MaskedAudioModel, PretrainError, 
                                     mel_centres, mel_filterbank, nearest_centroid, patchify, save_checkpoint,
                                     span_mask, training_flop_breakdown)
 from brainlike.pretrain.presets import preset
+from near_ties import assert_picks_near_best
 
 torch.set_num_threads(1)
 TINY = preset("tiny")
@@ -84,6 +85,7 @@ def test_log_mel_matches_numpy_reference():
     np.testing.assert_allclose(got, expected, atol=2e-3)
 
 
+@pytest.mark.numerics
 def test_kmeans_recovers_separated_clusters_and_nearest_matches_bruteforce():
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
@@ -92,9 +94,12 @@ def test_kmeans_recovers_separated_clusters_and_nearest_matches_bruteforce():
     order = [int(np.argmin(np.linalg.norm(found - c, axis=1))) for c in centres]
     assert sorted(order) == [0, 1, 2]
     np.testing.assert_allclose(found[order], centres, atol=0.1)
-    feats, cents = torch.randn(500, 7), torch.randn(12, 7)
-    brute = torch.cdist(feats.double(), cents.double()).argmin(1)
-    assert torch.equal(nearest_centroid(feats, cents), brute)
+    feats = rng.standard_normal((500, 7)).astype(np.float32)
+    cents = rng.standard_normal((12, 7)).astype(np.float32)
+    squared = ((feats[:, None, :].astype(np.float64) - cents[None].astype(np.float64)) ** 2).sum(-1)  # (500, 12)
+    # float32 |x|^2 - 2 x.c + |c|^2 is exact to a few eps * (|x|^2 + |c|^2) (~1e-5 here): equal picks but at near ties
+    chosen = nearest_centroid(torch.from_numpy(feats), torch.from_numpy(cents)).numpy()
+    assert_picks_near_best(chosen, squared.argmin(1), squared, 0.0, atol=1e-4, max_near_ties=5)
 
 
 @pytest.mark.parametrize("encoder", ["transformer", "conv"])
@@ -131,6 +136,7 @@ def test_visible_encoder_ignores_masked_tokens():
 @pytest.mark.parametrize("encoder,target", [("transformer", "discrete"), ("conv", "continuous"),
                                             ("conv", "discrete")])
 def test_variants_give_finite_losses_and_gradients(encoder, target):
+    torch.manual_seed(0)  # weights, clips and codes: the same draws whichever tests ran before
     cfg = replace(TINY.model, encoder=encoder, target=target, n_codes=8 if target == "discrete" else 0)
     model = MaskedAudioModel(cfg)
     wave = 0.1 * torch.randn(2, TINY.clip_samples)
@@ -140,8 +146,9 @@ def test_variants_give_finite_losses_and_gradients(encoder, target):
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
-    if target == "discrete":  # untrained logits near uniform: cross-entropy near log(8)
-        assert abs(loss.item() - np.log(8)) < 1.5
+    if target == "discrete":  # cross-entropy of untrained logits against random codes: about log(8), not far above
+        # (over 30 seeds log(8) + 0.12 ... + 1.80: Jensen puts the mean above log(8), logit spread adds the rest)
+        assert 0.8 * np.log(8) < loss.item() < 2 * np.log(8)
 
 
 def test_config_validation_errors():

@@ -43,21 +43,25 @@ def _losses(run: Path) -> list[tuple[int, float]]:
         return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(handle)]
 
 
+@pytest.mark.numerics
 def test_loss_goes_down_on_synthetic_corpus(tiny_run):
     losses = [loss for _, loss in _losses(tiny_run)]
     assert len(losses) == 80
-    assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10])
+    assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10])  # seen 0.25-0.29 over 20 training seeds
     assert (tiny_run / "loss.png").stat().st_size > 1000
     assert sorted(p.name for p in (tiny_run / "checkpoints").iterdir()) == ["step_000000", "step_000040",
                                                                               "step_000080"]
 
 
+@pytest.mark.numerics
 def test_discrete_target_from_mel_codes_trains(corpus, tmp_path):
     config = replace(preset("tiny"), steps=30, checkpoint_every=30, kmeans_clips=8)
     config = replace(config, model=replace(config.model, target="discrete", n_codes=16, unmasked_weight=0.1))
     result = train(config, corpus, tmp_path / "discrete", progress=False)
-    assert result.first_loss == pytest.approx(np.log(16), abs=1.0)
-    assert result.final_loss < result.first_loss
+    # cross-entropy over 16 codes at the start: about log(16), above it by the spread of untrained logits (over 20
+    # training seeds 3.08-4.40 = log(16) + 0.3 ... + 1.6); then it falls (final / first 0.27-0.47 over those seeds)
+    assert 0.8 * np.log(16) < result.first_loss < 2 * np.log(16)
+    assert result.final_loss < 0.75 * result.first_loss
 
 
 def test_teacher_codes_need_a_matching_teacher(corpus, tiny_run, tmp_path):

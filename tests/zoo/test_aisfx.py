@@ -33,6 +33,7 @@ def test_mel_filters_unit_sum_on_htk_scale():
     assert np.std(np.diff(centre[30:])) / np.mean(np.diff(centre[30:])) < 0.02
 
 
+@pytest.mark.numerics
 def test_spectrogram_of_a_tone_peaks_in_its_band():
     torch = pytest.importorskip("torch")
     t = np.arange(44100) / 44100
@@ -40,8 +41,9 @@ def test_spectrogram_of_a_tone_peaks_in_its_band():
     spec = spectrogram(x)[0].numpy()
     assert spec.shape == (1 + 44100 // 1024, 96)
     assert mel_filters()[:, round(2000 * 2048 / 44100)].argmax() == spec[10].argmax()
-    # peak normalisation: the level of the input does not matter
-    np.testing.assert_allclose(spectrogram(x * 0.01)[0].numpy(), spec, atol=1e-5)
+    # peak normalisation: the level of the input does not matter (to float32 rounding of the scaled input: seen
+    # 3.9e-6 on values in 0..0.92; without the normalisation they would move by ~4 / SPEC_MAX)
+    np.testing.assert_allclose(spectrogram(x * 0.01)[0].numpy(), spec, atol=1e-4)
 
 
 @pytest.mark.parametrize("frames,n_blocks", [(40, 1), (87, 1), (100, 1), (149, 1), (150, 2), (216, 3), (250, 4)])

@@ -62,6 +62,7 @@ def test_alwa_decoding_known_answers():
     assert midi_from_activations(two) == pytest.approx(69 + 1 / 6)
 
 
+@pytest.mark.numerics
 def test_random_twin_shapes_determinism_batching():
     model = load_model("pesto@random")
     assert model.sample_rate == 16000 and model.layers == LAYERS and model.weights_id == "random:0"
@@ -71,8 +72,9 @@ def test_random_twin_shapes_determinism_batching():
     assert [out[k].shape for k in LAYERS] == [(2, 51, d) for d in dims]
     np.testing.assert_allclose(out["output"].sum(-1), 1.0, atol=1e-5)
     single = load_model("pesto@random")(x[1:])
-    for layer in LAYERS:
-        np.testing.assert_allclose(single[layer][0], out[layer][1], rtol=1e-4, atol=1e-5)
+    for layer in LAYERS:  # float32 kernels for 1 vs 2 clips round differently, in proportion to the layer's scale
+        scale = float(np.abs(out[layer][1]).max())  # (seen: differences up to 2.3e-6 of it, near-zero values too)
+        np.testing.assert_allclose(single[layer][0], out[layer][1], rtol=0, atol=1e-4 * scale)
 
 
 def test_tampered_checkpoint_is_never_unpickled(tmp_path):

@@ -60,6 +60,7 @@ def _group_records(activations, dataset, model_rdms, folds, protocol, roi, subje
         score = float(np.mean(scores))
         records.append(agg.base_record(**common, selection=selection, score=score,
                                        sem=agg.sem_over_subjects(scores), layer=layer, ceiling=ceiling_mean,
+                                       method="loso" if ceiling_mean else None,
                                        score_over_ceiling=score / ceiling_mean if ceiling_mean else None))
         for s, subject in enumerate(subjects):
             records.append(agg.base_record(**common, selection=selection, score=float(scores[s]), layer=layer,

@@ -26,15 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--window", default=None, metavar="A:B",
                    help="time-resolved dataset under a time-averaged protocol: average the bins starting in [A, B) "
                         "seconds from onset (default 0:2)")
+    p.add_argument("--normalise", default=None, metavar="METHOD", choices=["spearman-brown", "ncsnr", "cc-max"],
+                   help="also report regression scores divided by the dataset's noise ceiling (spearman-brown, "
+                        "ncsnr or cc-max; needs repetitions): score_over_ceiling, never clipped")
     p.set_defaults(handler=_score)
-
-    p = subparsers.add_parser("compare", help="paired Wilcoxon test across subjects between two models")
-    p.add_argument("results", help="results folder or records.jsonl with per-subject records")
-    p.add_argument("model_a")
-    p.add_argument("model_b")
-    p.add_argument("--metric", default="regression", choices=["regression", "rsa"])
-    p.add_argument("--selection", default=None, help="layer selection (default: the metric's main one)")
-    p.set_defaults(handler=_compare)
 
     p = subparsers.add_parser("extract", help="extract and cache a model's activations for a stimulus set")
     p.add_argument("models", nargs="+", metavar="MODEL")
@@ -65,12 +60,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    import warnings
+
     from brainlike import progress
+    from brainlike.align.ceilings import CeilingWarning
     from brainlike.api import score
 
-    records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
-                    device=args.device, backend=args.backend, cache=not args.no_cache, progress=progress.enabled(),
-                    bootstrap=args.bootstrap, permutations=args.permutations, window=args.window)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CeilingWarning)
+        records = score(args.models, dataset=args.dataset, metric=args.metric, protocol=args.protocol, out=args.out,
+                        device=args.device, backend=args.backend, cache=not args.no_cache,
+                        progress=progress.enabled(), bootstrap=args.bootstrap, permutations=args.permutations,
+                        window=args.window, normalise=args.normalise)
+    for warning in caught:
+        if issubclass(warning.category, CeilingWarning):
+            print(f"brainlike: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -80,14 +86,6 @@ def _score(args: argparse.Namespace) -> int:
         print_records(records)
         if args.out:
             print(f"results written to {args.out}", file=sys.stderr)
-    return 0
-
-
-def _compare(args: argparse.Namespace) -> int:
-    from brainlike.api import compare
-
-    print(json.dumps(compare(args.results, args.model_a, args.model_b, metric=args.metric,
-                             selection=args.selection)))
     return 0
 
 

@@ -15,13 +15,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from brainlike.report.figures import ReportFigure, aggregates, all_figures, brain_downstream_table, per_target
 from brainlike.report.results import ReportData, ReportError, load_results
 from brainlike.report.stats import global_downstream, task_scores
 
-__all__ = ["Report", "ReportData", "ReportError", "load_results", "make_report", "report_tables"]
+__all__ = ["Report", "ReportData", "ReportError", "beats_table", "comparison_view", "load_results", "make_report",
+           "report_tables"]
 
 
 @dataclass
@@ -83,7 +85,8 @@ def make_report(*results_dirs: str | os.PathLike, out: str | os.PathLike | None 
 
     page = render(title or f"brainlike report: {results.folders[0].name}", figures,
                   {"ranking": summary_table(tables.get("ranking", pd.DataFrame())),
-                   "downstream": tables.get("brain_vs_downstream", pd.DataFrame())},
+                   "downstream": tables.get("brain_vs_downstream", pd.DataFrame()),
+                   "comparisons": comparison_view(tables.get("comparisons", pd.DataFrame()))},
                   results.provenance_files, [str(f) for f in results.folders])
     html = out_dir / "report.html"
     _atomic_write(html, page.encode("utf-8"))
@@ -92,12 +95,12 @@ def make_report(*results_dirs: str | os.PathLike, out: str | os.PathLike | None 
 
 def report_tables(results: ReportData) -> dict[str, pd.DataFrame]:
     """The report's tables: ``ranking``, ``per_target``, ``downstream_tasks``, ``downstream_global``,
-    ``brain_vs_downstream`` (only those with rows)."""
+    ``brain_vs_downstream``, ``comparisons`` ("A beats B?") and ``ceilings`` (only those with rows)."""
     tables: dict[str, pd.DataFrame] = {}
     rows = aggregates(results.records)
     if not rows.empty:
         columns = [c for c in ("dataset", "metric", "selection", "protocol", "model", "score", "sem", "layer",
-                               "ceiling") if c in rows]
+                               "ceiling", "method", "score_over_ceiling") if c in rows]
         ranking = rows[columns].sort_values(["dataset", "metric", "selection", "protocol", "score"],
                                             ascending=[True, True, True, True, False], kind="stable")
         ranking.insert(5, "rank", ranking.groupby(["dataset", "metric", "selection", "protocol"]).cumcount() + 1)
@@ -113,7 +116,45 @@ def report_tables(results: ReportData) -> dict[str, pd.DataFrame]:
     link = brain_downstream_table(results)
     if not link.empty:
         tables["brain_vs_downstream"] = link.drop(columns="models")
+    if not results.comparisons.empty:
+        tables["comparisons"] = beats_table(results.comparisons)
+    if not results.records.empty and (results.records["metric"] == "ceiling").any():
+        ceilings = results.records[results.records["metric"] == "ceiling"]
+        tables["ceilings"] = ceilings.dropna(axis=1, how="all").reset_index(drop=True)
     return tables
+
+
+VERDICT_Q = 0.05
+"""A pair is called when its FDR q-value is below this."""
+
+
+def beats_table(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """"A beats B?": one row per pair and target with both scores, the difference, its CI, p, q and the verdict
+    (``A``, ``B`` or ``no difference``: the better model where q < 0.05)."""
+    frame = comparisons.copy()
+    for name in ("score_a", "score_b", "ci_low", "ci_high", "dataset"):
+        if name not in frame:
+            frame[name] = None
+    better = np.where(frame["difference"] > 0, frame["model_a"], frame["model_b"])
+    significant = pd.to_numeric(frame["q"], errors="coerce") < VERDICT_Q
+    frame["verdict"] = np.where(significant, better, "no difference")
+    columns = ["dataset", "metric", "target", "model_a", "model_b", "score_a", "score_b", "difference", "ci_low",
+               "ci_high", "p", "q", "verdict"]
+    return frame[columns].reset_index(drop=True)
+
+
+def comparison_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The "A beats B?" table as shown on the page: overall rows first, p and q to 3 significant digits."""
+    if table.empty:
+        return table
+    view = table.copy()
+    view["order"] = (view["target"] != "all").astype(int)
+    view = view.sort_values(["dataset", "metric", "order"], kind="stable").drop(columns="order")
+    for name in ("p", "q"):
+        view[name] = [("" if pd.isna(v) else f"{v:.3g}") for v in view[name]]
+    view["95% CI"] = [("" if pd.isna(lo) else f"[{lo:.3f}, {hi:.3f}]") for lo, hi in zip(view["ci_low"],
+                                                                                        view["ci_high"])]
+    return view.drop(columns=["ci_low", "ci_high"])
 
 
 def summary_table(ranking: pd.DataFrame) -> pd.DataFrame:

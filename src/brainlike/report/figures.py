@@ -50,7 +50,7 @@ class ReportFigure:
 def all_figures(results: Results) -> list[ReportFigure]:
     """Every figure the results support, in report order."""
     builders: list[Callable[[Results], list[ReportFigure]]] = [
-        ranking_figures, layer_figures, heatmap_figures, downstream_figures, checkpoint_figures]
+        ranking_figures, layer_figures, heatmap_figures, downstream_figures, checkpoint_figures, similarity_figures]
     return [figure for build in builders for figure in build(results)]
 
 
@@ -68,11 +68,16 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
 
+def score_rows(records: pd.DataFrame) -> pd.Series:
+    """Rows that are brain scores: not noise ceilings (``metric: ceiling``) nor similarities (``model_b``)."""
+    return (records["metric"] != "ceiling") & _column(records, "model_b").isna()
+
+
 def aggregates(records: pd.DataFrame) -> pd.DataFrame:
     """Whole-dataset rows: ``target == "all"``, not per ROI, subject, fold or fixed layer."""
     if records.empty:
         return records
-    keep = (records["target"] == "all") & ~records["selection"].isin(PER_LAYER)
+    keep = (records["target"] == "all") & ~records["selection"].isin(PER_LAYER) & score_rows(records)
     for name in ("roi", "subject", "fold", "task"):
         keep &= _column(records, name).isna()
     return records[keep]
@@ -82,7 +87,8 @@ def per_target(records: pd.DataFrame) -> pd.DataFrame:
     """Per-target rows (one target each), not per fold or fixed layer."""
     if records.empty:
         return records
-    keep = (records["target"] != "all") & ~records["selection"].isin(PER_LAYER) & _column(records, "fold").isna()
+    keep = ((records["target"] != "all") & ~records["selection"].isin(PER_LAYER) & _column(records, "fold").isna()
+            & score_rows(records))
     return records[keep]
 
 
@@ -514,3 +520,69 @@ def _explode_layer_scores(rows: pd.DataFrame) -> pd.DataFrame:
 def _series(model: str, selection: str, layer: Any) -> str:
     family = re.sub(r"(step|ckpt|checkpoint)[-_=]?\d+", r"\1*", model, flags=re.IGNORECASE)
     return f"{family} {layer}" if selection in PER_LAYER and isinstance(layer, str) else family
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# representational similarity
+
+
+def similarity_figures(results: Results) -> list[ReportFigure]:
+    """One heatmap per similarity matrix in the records (``brainlike similarity``: ``model_a/layer_a`` rows,
+    ``model_b/layer_b`` columns)."""
+    records = results.records
+    if records.empty or "model_b" not in records:
+        return []
+    rows = records[records["model_b"].notna()].copy()
+    rows["whiten"] = _column(rows, "whiten").fillna(0.0)
+    figures = []
+    for (metric, dataset, whiten), frame in rows.groupby(["metric", "dataset", "whiten"], sort=False):
+        frame = frame.assign(row=[_cell_label(m, l) for m, l in zip(frame["model_a"], _column(frame, "layer_a"))],
+                             column=[_cell_label(m, l) for m, l in zip(frame["model_b"], _column(frame, "layer_b"))])
+        table = frame.pivot_table(index="row", columns="column", values="score", aggfunc="first", sort=False)
+        figure = similarity_heatmap(table.to_numpy(dtype=float), list(table.index), list(table.columns), metric)
+        title = f"{metric}" + (f" (whitening {whiten:g})" if whiten else "")
+        caption = (f"Representational {'distance' if metric.startswith('procrustes') else 'similarity'} between "
+                   f"feature sets on {dataset} ({title}): rows and columns are model/layer.")
+        figures.append(ReportFigure(_slug("similarity", metric, str(dataset), f"{whiten:g}"), "similarity",
+                                    f"Similarity: {title}", caption, figure))
+    return figures
+
+
+def _cell_label(model: Any, layer: Any) -> str:
+    return str(model) if layer is None or (isinstance(layer, float) and np.isnan(layer)) else f"{model}/{layer}"
+
+
+def similarity_heatmap(matrix: np.ndarray, rows: list[str], columns: list[str], metric: str) -> Figure:
+    """Heatmap of a layer x layer matrix (cells annotated when small enough to read)."""
+    distance = metric.startswith("procrustes")
+    size = max(len(rows), len(columns))
+    figure = _new_figure(2.5 + 0.32 * len(columns) + 1.0, 1.8 + 0.3 * len(rows))
+    ax = figure.subplots()
+    image = ax.imshow(matrix, cmap="magma_r" if distance else "viridis", aspect="auto",
+                      vmin=0.0, vmax=np.pi / 2 if distance else 1.0)
+    ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    if size <= 16:
+        for (i, j), value in np.ndenumerate(matrix):
+            if np.isfinite(value):
+                light = value > 0.5 if not distance else value < 0.6
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
+                        color="black" if light else "white")
+    figure.colorbar(image, ax=ax, shrink=0.8, label="radians" if distance else metric)
+    ax.set_title(metric, fontsize=10)
+    return figure
+
+
+def save_similarity_figure(similarity: Any, path: Any) -> None:
+    """Write the heatmap of a :class:`brainlike.align.geometry.Similarity` as PNG (atomically)."""
+    import io
+    from pathlib import Path
+
+    from brainlike.align.geometry import label
+    from brainlike.integrity import atomic_write
+
+    figure = similarity_heatmap(similarity.matrix, [label(m, l) for m, l in similarity.rows],
+                                [label(m, l) for m, l in similarity.columns], similarity.metric)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=130, metadata={"Software": None})
+    atomic_write(Path(path), buffer.getvalue())

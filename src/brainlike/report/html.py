@@ -18,6 +18,8 @@ SECTIONS = {
     "heatmaps": "Components and regions",
     "downstream": "Brain alignment and downstream performance",
     "checkpoints": "Checkpoint curves",
+    "comparisons": "Does A beat B? (paired tests on out-of-fold predictions)",
+    "similarity": "Representational similarity",
 }
 
 CSS = """
@@ -52,7 +54,7 @@ def render(title: str, figures: list[tuple[Any, bytes]], tables: dict[str, pd.Da
     by_section: dict[str, list[tuple[Any, bytes]]] = {}
     for figure, svg in figures:
         by_section.setdefault(figure.section, []).append((figure, svg))
-    body = [_header(title, folders), _toc(by_section)]
+    body = [_header(title, folders), _toc(by_section, tables)]
     for section, heading in SECTIONS.items():
         if section in by_section or (section in tables and not tables[section].empty):
             body.append(_section(section, heading, by_section.get(section, []), tables.get(section)))
@@ -70,10 +72,10 @@ def _header(title: str, folders: list[str]) -> str:
             f"from {sources}.</p></header>")
 
 
-def _toc(by_section: dict[str, list[Any]]) -> str:
+def _toc(by_section: dict[str, list[Any]], tables: dict[str, pd.DataFrame]) -> str:
     items = []
     for section, heading in SECTIONS.items():
-        if section in by_section:
+        if section in by_section or (section in tables and not tables[section].empty):
             items.append(f"<li><a href=\"#{section}\">{escape(heading)}</a></li>")
     items.append("<li><a href=\"#provenance\">Provenance</a></li>")
     return "<nav><ul>" + "".join(items) + "</ul></nav>"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from brainlike.results import DOWNSTREAM, Results, ResultsError
+from brainlike.results import COMPARISONS, DOWNSTREAM, Results, ResultsError
 
 ReportError = ResultsError
 """A results folder that the report cannot read (the error :meth:`Results.load` raises)."""
@@ -35,6 +35,8 @@ class ReportData:
         Every per-target detail set of the folders.
     provenance_files : list of (str, dict)
         Every provenance file read, with its path.
+    comparisons : DataFrame
+        Model-comparison records (``brainlike compare``), empty when there are none.
     """
 
     folders: list[Path]
@@ -44,6 +46,7 @@ class ReportData:
     detail: list[Any] = field(default_factory=list)
     provenance_files: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     results: Results | None = None
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def models(self) -> list[str]:
@@ -63,7 +66,8 @@ def load_results(*folders: str | Path) -> ReportData:
     records = _with_steps(results.to_frame()) if len(results) else results.to_frame().iloc[0:0]
     downstream = results.to_frame(DOWNSTREAM)
     return ReportData(results.sources, records, downstream, [p for _, p in results.provenance_files],
-                      list(results.details.values()), results.provenance_files, results)
+                      list(results.details.values()), results.provenance_files, results,
+                      results.to_frame(COMPARISONS) if results.comparisons else pd.DataFrame())
 
 
 def _with_steps(frame: pd.DataFrame) -> pd.DataFrame:

@@ -28,6 +28,7 @@ def print_rows(rows: Iterable[dict], columns: Sequence[str], title: str | None =
 
 def print_records(records: list[dict]) -> None:
     """One table per (dataset, metric): rows = model x selection x target (plus subject/roi when present)."""
-    columns = ["model", "dataset", "metric", "selection", "target", "subject", "roi", "score", "sem", "layer"]
+    columns = ["model", "dataset", "metric", "selection", "target", "subject", "roi", "score", "sem", "layer",
+               "ceiling", "score_over_ceiling"]
     used = [c for c in columns if any(r.get(c) is not None for r in records)]
     print_rows(records, used, title="brainlike scores")

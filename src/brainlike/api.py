@@ -467,8 +467,8 @@ DEFAULT_WINDOW = (0.0, 2.0)
 
 
 def downstream(models: Sequence[str] | str, *, tasks: Sequence[str] | str = "all", probe: str = "linear",
-               seed: int = 0, max_clips: int | None = None, out: str | Path | None = None,
-               progress: bool = True) -> Results:
+               seed: int = 0, max_clips: int | None = None, set_sizes: dict[str, int] | None = None,
+               out: str | Path | None = None, progress: bool = True) -> Results:
     """Probe models on downstream audio tasks (embeddings cached; HEAR-style fold protocol).
 
     Parameters
@@ -484,6 +484,10 @@ def downstream(models: Sequence[str] | str, *, tasks: Sequence[str] | str = "all
         Seed of the probes.
     max_clips : int, optional
         Evaluate each task on its fixed balanced subset of at most this many clips.
+    set_sizes : dict, optional
+        ``{audio set: clips}``: evaluate the tasks of each audio set on the set's fixed balanced subset of that
+        many clips, one clip set shared by the set's tasks (:func:`brainlike.downstream.tasks.set_subset`;
+        :data:`brainlike.downstream.tasks.STANDARD_SET_SIZES` are the sizes of the published results).
     out : path-like, optional
         Also write ``downstream.jsonl/.csv`` and ``downstream_provenance.json`` here.
     progress : bool
@@ -499,7 +503,8 @@ def downstream(models: Sequence[str] | str, *, tasks: Sequence[str] | str = "all
 
     models = [models] if isinstance(models, str) else list(models)
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
-    run = run_downstream(models, tasks, probe, seed=seed, progress=progress, max_clips=max_clips)
+    run = run_downstream(models, tasks, probe, seed=seed, progress=progress, max_clips=max_clips,
+                         set_sizes=set_sizes)
     results = Results(downstream=run.records, downstream_provenance=run.provenance)
     if out is not None:
         results.save(out)
@@ -507,7 +512,8 @@ def downstream(models: Sequence[str] | str, *, tasks: Sequence[str] | str = "all
 
 
 def link(*results: str | Path | Results, probe: str | None = None, n_bootstrap: int = 2000, seed: int = 0,
-         out: str | Path | None = None) -> list[dict[str, Any]]:
+         subsets: Sequence[str] | str = "all", out: str | Path | None = None,
+         plots: bool = True) -> list[dict[str, Any]]:
     """Correlate brain scores with downstream scores across models (Pepino et al. 2025, Table 1).
 
     Parameters
@@ -520,14 +526,20 @@ def link(*results: str | Path | Results, probe: str | None = None, n_bootstrap: 
     n_bootstrap : int
         Bootstrap resamples over models for the CIs.
     seed : int
+    subsets : str or sequence of {"all", "trained", "twins"}
+        Model subsets to correlate over: every model; pretrained models only (no random twins, baselines or
+        random-features); random twins only. The global downstream score is recomputed within each subset.
     out : path-like, optional
         Also write ``link.jsonl/.csv``, ``link_table.md`` and scatter plots here.
+    plots : bool
+        Write the scatter plots (one per row) with ``out``.
 
     Returns
     -------
     list of dict
-        One row per (brain score, downstream score) pair: Pearson r and Spearman rho with p-values and bootstrap
-        CIs (:func:`brainlike.align.stats.correlate`), the models and both scores per model.
+        One row per (subset, brain score, downstream score): Pearson r and Spearman rho with p-values, bootstrap
+        CIs over models and over model families (:func:`brainlike.align.stats.correlate`), Benjamini-Hochberg
+        q-values of the per-task x per-target rows, the models, their families and both scores per model.
     """
     from brainlike.downstream import link as link_module
 
@@ -537,9 +549,10 @@ def link(*results: str | Path | Results, probe: str | None = None, n_bootstrap: 
         loaded.extend_results(item)
         loaded.sources += item.sources
     inputs = link_module.LinkInputs(loaded.records, loaded.downstream, [str(s) for s in loaded.sources])
-    rows = link_module.link(inputs, probe=probe, n_bootstrap=n_bootstrap, seed=seed)
+    subsets = [subsets] if isinstance(subsets, str) else list(subsets)
+    rows = link_module.link(inputs, probe=probe, n_bootstrap=n_bootstrap, seed=seed, subsets=subsets)
     if out is not None:
-        link_module.write_link(rows, out, inputs.sources)
+        link_module.write_link(rows, out, inputs.sources, plots=plots)
     return rows
 
 

@@ -115,3 +115,83 @@ def test_task_audio_files_lists_the_data_sets(data_root):
     assert sum(f.parent.parent.name == "esc10" for f in files) == 400
     assert sum(f.parent.parent.name == "fsdd" for f in files) == 3000  # listed once although two tasks use it
     assert all(f.is_file() for f in files[:20])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Clip sets shared by the tasks of an audio set (set_subset)
+
+
+def _strata(audio_set):
+    from brainlike.downstream.tasks import audio_set_tasks
+
+    tasks = [load_task(n) for n in audio_set_tasks(audio_set)]
+    keys = [tuple(str(c[i]) for t in tasks for c in (t.labels, t.folds)) for i in range(len(tasks[0].files))]
+    return tasks[0].files, keys
+
+
+@pytest.mark.parametrize("audio_set, n", [("fsdd", 350), ("esc10", 150), ("ravdess", 500)])
+def test_set_subset_is_balanced_over_the_joint_strata(data_root, audio_set, n):
+    from collections import Counter
+
+    from brainlike.downstream.tasks import set_subset
+
+    files, keys = _strata(audio_set)
+    chosen = set_subset(audio_set, n)
+    assert len(chosen) == n == len(set(chosen)) and set(chosen) <= set(files)
+    assert chosen == [f for f in files if f in set(chosen)]  # the set's own order
+    full, sub = Counter(keys), Counter(k for f, k in zip(files, keys) if f in set(chosen))
+    t = min(sub[k] for k in full if sub[k] < full[k])  # the last round-robin level every open stratum reached
+    for stratum, size in full.items():  # every stratum: t or t + 1 clips, or all of them
+        assert min(size, t) <= sub[stratum] <= min(size, t + 1)
+    assert set_subset(audio_set, n) == chosen  # deterministic
+    assert set_subset(audio_set, None) == files and set_subset(audio_set, 10 ** 6) == files
+
+
+def test_set_subset_hand_checked_on_fsdd(data_root):
+    """FSDD strata are digit x official split x speaker (180 strata of 5 / 5 / 40 clips): 350 clips are one clip
+    of every stratum (180) and a second one of the first 170 strata; both FSDD tasks read them."""
+    from collections import Counter
+
+    from brainlike.downstream.tasks import load_task_set, set_subset
+
+    chosen = set(set_subset("fsdd", 350))
+    task = load_task("fsdd")
+    index = np.array([int(f.rsplit("_", 1)[1].split(".")[0]) for f in task.files])
+    keep = np.array([f in chosen for f in task.files])
+    split = np.where(index < 5, "test", np.where(index < 10, "valid", "train"))
+    digit = np.array([f.split("/")[1].split("_")[0] for f in task.files])
+    speaker = np.array([f.split("_")[1] for f in task.files])
+    per_stratum = Counter(zip(digit[keep], split[keep], speaker[keep]))
+    assert len(per_stratum) == 180 and sorted(Counter(per_stratum.values()).items()) == [(1, 10), (2, 170)]
+    for name in ("test", "valid", "train"):
+        assert 110 <= int((keep & (split == name)).sum()) <= 120
+    a, b = load_task_set("fsdd", {"fsdd": 350}), load_task_set("fsdd-speaker", {"fsdd": 350})
+    assert a.files == b.files == [f for f in task.files if f in chosen]
+    (only,) = a.splits()
+    assert len(only.test) == int((keep & (split == "test")).sum())
+
+
+def test_data_clip_sets_are_pinned(data_root):
+    """The standard clip sets of the data-backed audio sets are the same on every machine (the list of file names
+    is pinned by its sha256; the clips themselves are pinned by the sets' SHA256SUMS)."""
+    import hashlib
+
+    from brainlike.downstream.tasks import STANDARD_SET_SIZES, set_subset
+
+    digests = {s: hashlib.sha256("\n".join(set_subset(s, STANDARD_SET_SIZES.get(s))).encode()).hexdigest()[:16]
+               for s in ("esc10", "fsdd", "ravdess")}
+    assert digests == PINNED_CLIP_SETS
+
+
+PINNED_CLIP_SETS = {"esc10": "f4869d89588e7693", "fsdd": "61754274f5bd726a", "ravdess": "a61ccb70940b2820"}
+
+
+def test_parse_set_sizes():
+    from brainlike.downstream.tasks import STANDARD_SET_SIZES, parse_set_sizes
+
+    assert parse_set_sizes(["fsdd=100", "esc10=40"]) == {"fsdd": 100, "esc10": 40}
+    assert parse_set_sizes(["standard"]) == STANDARD_SET_SIZES
+    assert parse_set_sizes(["standard", "fsdd=7"])["fsdd"] == 7
+    for bad in (["fsd=10"], ["fsdd=0"], ["fsdd"], ["fsdd=x"]):
+        with pytest.raises(DataError, match="bad set size"):
+            parse_set_sizes(bad)

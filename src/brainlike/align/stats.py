@@ -58,8 +58,12 @@ def permutation_null(score_fn: Callable[[np.ndarray], float], n_stimuli: int, ob
             "p": float(p), "n_perm": n_perm}
 
 
+FAMILY_KEYS = ("n_families", "pearson_family_ci_low", "pearson_family_ci_high", "spearman_family_ci_low",
+               "spearman_family_ci_high")
+
+
 def correlate(x: np.ndarray, y: np.ndarray, *, n_bootstrap: int = 2000, seed: int = 0,
-              level: float = 0.95) -> dict[str, float | None]:
+              level: float = 0.95, groups: np.ndarray | None = None) -> dict[str, float | None]:
     """Correlation across paired values (e.g. models): brainlike's one bootstrap correlation (link and report).
 
     Pearson r (as ``scipy.stats.linregress``, with slope and intercept) and Spearman rho with their p-values, and
@@ -67,16 +71,28 @@ def correlate(x: np.ndarray, y: np.ndarray, *, n_bootstrap: int = 2000, seed: in
     where either variable is constant are dropped. Fewer than ``MIN_PAIRS`` pairs, or a constant variable, gives
     None for every statistic.
 
+    With ``groups`` (one label per pair, e.g. the model family) a second pair of CIs comes from a cluster
+    bootstrap: the groups are resampled with replacement (as many draws as there are groups) and every pair of
+    each drawn group enters the resample once per draw (Pearson and Spearman, ties ranked by their average, on the
+    resample with its repeats), so that related models (a family) count as one draw.
+
     Returns
     -------
     dict
         ``n_models, pearson_r, pearson_p, pearson_ci_low, pearson_ci_high, spearman_rho, spearman_p,
-        spearman_ci_low, spearman_ci_high, slope, intercept``.
+        spearman_ci_low, spearman_ci_high, slope, intercept``; with ``groups`` also ``n_families,
+        pearson_family_ci_low, pearson_family_ci_high, spearman_family_ci_low, spearman_family_ci_high``.
     """
     from scipy import stats
 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     out: dict[str, float | None] = {"n_models": int(len(x))}
+    if groups is not None:
+        groups = np.asarray(groups).astype(str)
+        if groups.shape != x.shape:
+            raise ProtocolError(f"groups must give one label per pair: {groups.shape} labels, {x.shape} pairs")
+        out.update({k: None for k in FAMILY_KEYS})
+        out["n_families"] = int(len(np.unique(groups)))
     if len(x) < MIN_PAIRS or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {**out, **{k: None for k in ("pearson_r", "pearson_p", "pearson_ci_low", "pearson_ci_high",
                                             "spearman_rho", "spearman_p", "spearman_ci_low", "spearman_ci_high",
@@ -88,7 +104,76 @@ def correlate(x: np.ndarray, y: np.ndarray, *, n_bootstrap: int = 2000, seed: in
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(x), size=(n_bootstrap, len(x)))  # (n_bootstrap, n_models)
     out.update(_bootstrap_ci(x[idx], y[idx], level))
+    if groups is not None:
+        family = family_bootstrap_ci(x, y, groups, n_bootstrap=n_bootstrap, seed=seed, level=level)
+        out.update({k.replace("_ci_", "_family_ci_"): v for k, v in family.items()})
     return out
+
+
+def family_bootstrap_ci(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, n_bootstrap: int = 2000, seed: int = 0,
+                        level: float = 0.95) -> dict[str, float | None]:
+    """Percentile CIs of Pearson and Spearman under a cluster bootstrap over ``groups`` (see :func:`correlate`).
+
+    Draw ``b`` takes ``rng.integers(0, G, G)[b]`` over the G sorted group labels (``np.unique`` order); a pair whose
+    group was drawn ``c`` times enters with weight ``c``. Correlations are computed on the weighted pairs, which is
+    the correlation of the resample with its repeats written out (ranks for Spearman: the pairs below plus half of
+    the ties, all counted with their weights). Resamples where either variable is constant are dropped.
+
+    Returns
+    -------
+    dict
+        ``pearson_ci_low, pearson_ci_high, spearman_ci_low, spearman_ci_high`` (None when no resample is usable).
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    labels, family_of = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(labels), size=(n_bootstrap, len(labels)))
+    counts = np.zeros((n_bootstrap, len(labels)))
+    np.add.at(counts, (np.arange(n_bootstrap)[:, None], draws), 1.0)
+    w = counts[:, family_of]  # (n_bootstrap, n_models): how often each pair is in each resample
+    present = w > 0
+    varies = [np.where(present, v, -np.inf).max(1) > np.where(present, v, np.inf).min(1) for v in (x, y)]
+    keep = varies[0] & varies[1]
+    w = w[keep]
+    tail = (1 - level) / 2 * 100
+    out: dict[str, float | None] = {}
+    for name, (a, b) in {"pearson": (np.broadcast_to(x, w.shape), np.broadcast_to(y, w.shape)),
+                         "spearman": (_weighted_ranks(x, w), _weighted_ranks(y, w))}.items():
+        if len(w) == 0:
+            out[f"{name}_ci_low"] = out[f"{name}_ci_high"] = None
+            continue
+        total = w.sum(1, keepdims=True)
+        ac = a - (w * a).sum(1, keepdims=True) / total
+        bc = b - (w * b).sum(1, keepdims=True) / total
+        r = (w * ac * bc).sum(1) / np.sqrt((w * ac ** 2).sum(1) * (w * bc ** 2).sum(1))
+        low, high = np.percentile(np.clip(r, -1.0, 1.0), [tail, 100 - tail])
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = float(low), float(high)
+    return out
+
+
+def _weighted_ranks(v: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based) of ``v`` within each weighted resample (rows of ``w``): ``below + (ties + 1) / 2``."""
+    below = (v[None, :] < v[:, None]).astype(float)  # below[i, j]: v_j < v_i
+    ties = (v[None, :] == v[:, None]).astype(float)
+    return w @ below.T + (w @ ties.T + 1.0) / 2.0
+
+
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values): ``q_(i) = min_{j >= i} m p_(j) / j``, at most 1.
+
+    NaN (or None) p-values are left out of the count ``m`` and stay NaN. A test is a discovery at FDR ``alpha``
+    when its q-value is at most ``alpha``.
+    """
+    p = np.array([np.nan if v is None else v for v in np.ravel(p_values)], dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    if len(ok) == 0:
+        return q.reshape(np.shape(p_values))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(ok)
+    scaled = p[order] * m / np.arange(1, m + 1)
+    q[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return q.reshape(np.shape(p_values))
 
 
 def _bootstrap_ci(xb: np.ndarray, yb: np.ndarray, level: float) -> dict[str, float | None]:

@@ -15,6 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-clips", type=int, default=None, metavar="N",
                    help="evaluate each task on its fixed balanced subset of at most N clips (default: all clips)")
+    p.add_argument("--set-sizes", nargs="+", default=None, metavar="SET=N",
+                   help="clips per audio set (one fixed balanced subset shared by the set's tasks), e.g. "
+                        "fsdd=1000 ravdess=600; 'standard' = the sizes of the published results")
     p.add_argument("--json", action="store_true", help="print only a JSON list of records on stdout")
     p.add_argument("--out", default=None, help="write downstream.jsonl/.csv and provenance into this folder")
     p.set_defaults(handler=_downstream)
@@ -30,7 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("link", help="correlate brain scores with downstream scores across models")
     p.add_argument("results", nargs="+", metavar="RESULTS", help="results folders or .jsonl files")
     p.add_argument("--probe", default=None, help="downstream probe to use (default: the most frequent)")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples over models (default 2000)")
+    p.add_argument("--bootstrap", type=int, default=2000,
+                   help="bootstrap resamples over models and over model families (default 2000)")
+    p.add_argument("--subsets", nargs="+", default=["all"], choices=["all", "trained", "twins"],
+                   help="model subsets: all models; trained (no twins, baselines, random-features); twins "
+                        "(default all); the global score is recomputed within each")
+    p.add_argument("--no-plots", action="store_true", help="with --out, skip the scatter plots")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print only a JSON list of rows on stdout")
     p.add_argument("--out", default=None, help="write link.jsonl/.csv, link_table.md and scatter plots here")
@@ -42,8 +50,11 @@ def _downstream(args: argparse.Namespace) -> int:
     from brainlike.api import downstream
     from brainlike.downstream.evaluate import summary_table
 
+    from brainlike.downstream.tasks import parse_set_sizes
+
+    sizes = parse_set_sizes(args.set_sizes) if args.set_sizes else None
     results = downstream(args.models, tasks=args.task, probe=args.probe, seed=args.seed, max_clips=args.max_clips,
-                         out=args.out, progress=progress.enabled())
+                         set_sizes=sizes, out=args.out, progress=progress.enabled())
     if args.json:
         json.dump(results.downstream, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -81,7 +92,8 @@ def _link(args: argparse.Namespace) -> int:
     from brainlike.api import link
     from brainlike.downstream.link import table1
 
-    rows = link(*args.results, probe=args.probe, n_bootstrap=args.bootstrap, seed=args.seed, out=args.out)
+    rows = link(*args.results, probe=args.probe, n_bootstrap=args.bootstrap, seed=args.seed, subsets=args.subsets,
+                out=args.out, plots=not args.no_plots)
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -42,12 +42,32 @@ class LazyClips:
         return self._clips[i]
 
 
+def _embed_parts(task: Task) -> dict[str, Any]:
+    return {"audio_set": task.info.audio_set, "checksum": task.checksum, "embed_version": EMBED_VERSION}
+
+
 def embed_task(model, task: Task, *, progress: bool = True) -> dict[str, np.ndarray]:
-    """Time-averaged embeddings ``{layer: (n_clips, features)}`` of a task's clips, cached by clip-set checksum."""
+    """Time-averaged embeddings ``{layer: (n_clips, features)}`` of a task's clips, cached by clip-set checksum
+    (a stopped run resumes from its last checkpoint)."""
     from brainlike.extract import embed_clips
 
-    parts = {"audio_set": task.info.audio_set, "checksum": task.checksum, "embed_version": EMBED_VERSION}
-    return embed_clips(model, LazyClips(task), task.info.sample_rate, cache_key_parts=parts, progress=progress)
+    return embed_clips(model, LazyClips(task), task.info.sample_rate, cache_key_parts=_embed_parts(task),
+                       progress=progress)
+
+
+def embed_cache_state(model, task: Task) -> str:
+    """``cached``, ``partial`` or ``absent``: the state of a task's embeddings in the cache."""
+    from brainlike.extract import embedding_cache_state
+
+    return embedding_cache_state(model, _embed_parts(task), task.info.sample_rate)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, every thread (the budget measure on a shared machine)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def encode_labels(task: Task) -> np.ndarray:
@@ -169,40 +189,74 @@ class DownstreamRun:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+def load_tasks(names: Sequence[str], *, max_clips: int | None = None,
+               set_sizes: dict[str, int] | None = None) -> list[Task]:
+    """Tasks on their clip sets: ``set_sizes`` (``{audio set: clips}``, :func:`~brainlike.downstream.tasks.set_subset`,
+    one clip set per audio set shared by its tasks) or the older per-task ``max_clips`` subset; not both."""
+    from brainlike.downstream.tasks import load_task_set
+
+    if max_clips is not None and set_sizes:
+        raise BrainlikeError("give max_clips or set_sizes, not both")
+    if set_sizes:
+        return [load_task_set(n, set_sizes) for n in resolve_tasks(list(names))]
+    return [load_task(n).subset(max_clips) for n in resolve_tasks(list(names))]
+
+
+def embed_all(model, spec: str, tasks: Sequence[Task], *, progress: bool = True) -> tuple[dict, dict]:
+    """Embeddings of every distinct clip set of ``tasks`` and per-set timings: ``{checksum: embeddings}`` and
+    ``{audio set: {n_clips, cache, cpu_s, wall_s, clips_per_cpu_s}}`` (``cache``: what the cache held before:
+    ``absent``, ``partial`` (resumed; the times cover the rest only) or ``cached``)."""
+    embeddings, sets = {}, {}
+    for task in tasks:
+        if task.checksum in embeddings:
+            continue
+        state = embed_cache_state(model, task)
+        c0, w0 = cpu_seconds(), time.perf_counter()
+        embeddings[task.checksum] = embed_task(model, task, progress=progress)
+        cpu, wall = cpu_seconds() - c0, time.perf_counter() - w0
+        sets[task.info.audio_set] = {"n_clips": len(task.files), "cache": state, "cpu_s": round(cpu, 3),
+                                     "wall_s": round(wall, 3),
+                                     "clips_per_cpu_s": round(len(task.files) / cpu, 4) if cpu > 0 else None}
+        log.info("%s on %s: %s, %.1f CPU s", spec, task.info.audio_set, state, cpu)
+    return embeddings, sets
+
+
 def run_downstream(models: Sequence[str], tasks: Sequence[str] = ("all",), probe: str = "linear", *,
-                   seed: int = 0, progress: bool = True, max_clips: int | None = None) -> DownstreamRun:
+                   seed: int = 0, progress: bool = True, max_clips: int | None = None,
+                   set_sizes: dict[str, int] | None = None) -> DownstreamRun:
     """Embed (cached) and probe every model on every task; add global scores.
 
-    ``max_clips`` evaluates every task on its fixed balanced subset of at most that many clips
-    (:meth:`Task.subset`). Timings per model: ``embed_s`` (model loading + embedding, near zero when cached) and
-    ``probe_s``.
+    ``set_sizes`` (``{audio set: clips}``) evaluates the tasks of each audio set on the set's fixed balanced
+    subset of that many clips (:func:`~brainlike.downstream.tasks.set_subset`); ``max_clips`` (older) on each
+    task's fixed balanced subset of at most that many clips (:meth:`Task.subset`). Timings per model: ``embed_s``
+    (model loading + embedding, wall, near zero when cached), ``embed_cpu_s`` (CPU, every thread), ``probe_s``,
+    ``probe_cpu_s`` and ``sets`` (per audio set, see :func:`embed_all`).
     """
     from brainlike.models.registry import load_model, parse_spec
 
     check_probe(probe)
-    names = resolve_tasks(list(tasks))
     for spec in models:
         parse_spec(spec)  # fail fast on unknown names
-    loaded = [load_task(n).subset(max_clips) for n in names]
+    loaded = load_tasks(tasks, max_clips=max_clips, set_sizes=set_sizes)
     records: list[dict[str, Any]] = []
-    timings: dict[str, dict[str, float]] = {}
+    timings: dict[str, dict[str, Any]] = {}
     models_info = {}
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for spec in models:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         model = load_model(spec)
         models_info[spec] = model.describe()
-        embeddings = {}
-        for task in loaded:
-            if task.checksum not in embeddings:
-                embeddings[task.checksum] = embed_task(model, task, progress=progress)
-        t1 = time.perf_counter()
+        embeddings, sets = embed_all(model, spec, loaded, progress=progress)
+        t1, c1 = time.perf_counter(), cpu_seconds()
         for task in loaded:
             records += evaluate_embeddings(embeddings[task.checksum], task, probe, model=spec, seed=seed)
-        timings[spec] = {"embed_s": round(t1 - t0, 3), "probe_s": round(time.perf_counter() - t1, 3)}
+        timings[spec] = {"embed_s": round(t1 - t0, 3), "probe_s": round(time.perf_counter() - t1, 3),
+                         "embed_cpu_s": round(c1 - c0, 3), "probe_cpu_s": round(cpu_seconds() - c1, 3),
+                         "sets": sets}
         log.info("%s: embed %.1f s, probe %.1f s", spec, timings[spec]["embed_s"], timings[spec]["probe_s"])
     records += global_scores(records)
-    provenance = {"kind": "downstream", "probe": probe, "seed": seed, "max_clips": max_clips, "tasks": [t.describe() for t in loaded],
+    provenance = {"kind": "downstream", "probe": probe, "seed": seed, "max_clips": max_clips,
+                  "set_sizes": dict(set_sizes) if set_sizes else None, "tasks": [t.describe() for t in loaded],
                   "models": models_info, "timings": timings, "start_time": started,
                   "end_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     return DownstreamRun(records, timings, provenance)

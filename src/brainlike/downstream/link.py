@@ -5,7 +5,14 @@ and, for datasets with at most ``MAX_TARGETS`` targets such as the six NH2015 co
 subject are left out) is
 correlated across models with the global downstream score and with each task's fold-mean score: Pearson r (as
 ``scipy.stats.linregress``) and Spearman rho, each with its p-value and a percentile bootstrap confidence interval
-over models (models resampled with replacement; resamples where either variable is constant are dropped).
+over models (models resampled with replacement; resamples where either variable is constant are dropped), and one
+over model families (:data:`FAMILIES`: families resampled with replacement).
+
+Subsets of models (:data:`SUBSETS`): ``all``; ``trained`` (pretrained models only: no random twins, no baselines,
+no random-features control); ``twins`` (the random-init twins ``NAME@random`` only). The global downstream score
+is recomputed within each subset (:func:`brainlike.downstream.evaluate.global_scores` on the subset's records).
+Per subset and brain score kind, the per-task x per-target correlations get Benjamini-Hochberg q-values
+(``pearson_q``, ``spearman_q``) across tasks x targets.
 """
 
 from __future__ import annotations
@@ -26,6 +33,50 @@ __all__ = ["N_BOOTSTRAP", "BRAIN_KEY", "MAX_TARGETS", "LinkInputs", "read_inputs
 N_BOOTSTRAP = 2000
 BRAIN_KEY = ("dataset", "metric", "protocol", "selection", "roi", "control", "part", "target")
 MAX_TARGETS = 32
+SUBSETS = ("all", "trained", "twins")
+
+#: Model families for the family bootstrap: models that share an architecture design or a training source count as
+#: one draw. A random twin ``NAME@random`` belongs to the family of ``NAME`` (it keeps the architecture, the one
+#: thing it shares). Models not listed form a family of their own (named after the model).
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "whisper": ("whisper-base", "whisper-tiny.en"),  # one architecture and training set, two sizes
+    "crepe": ("crepe-full", "crepe-tiny"),  # one architecture, two capacities, same training data
+    "tempocnn": ("tempocnn-cnn", "tempocnn-fcn", "tempocnn-deeptemp", "tempocnn-deepsquare",
+                 "tempocnn-shallowtemp", "tempocnn-mazurka"),  # one author, one task, shared training sets
+    "musicnn": ("musicnn-mtt", "musicnn-msd", "musicnn-vgg-mtt", "musicnn-vgg-msd"),  # two architectures x two sets
+    "dnsmos": ("dnsmos-p808", "dnsmos-p835"),  # DNS Challenge MOS predictors, same ratings source
+}
+
+
+def model_family(spec: str) -> str:
+    """The family of a model spec (:data:`FAMILIES`; a twin's family is its model's; else the model itself)."""
+    base = spec[: -len("@random")] if spec.endswith("@random") else spec
+    for family, members in FAMILIES.items():
+        if base in members:
+            return family
+    return base
+
+
+def model_kind(spec: str) -> str:
+    """``twin`` (``NAME@random``), ``baseline`` (the registry's baseline family, random-features included) or
+    ``trained``."""
+    from brainlike.models.registry import MODELS, discover
+
+    if spec.endswith("@random"):
+        return "twin"
+    discover()
+    entry = MODELS.get(spec)
+    return "baseline" if entry is not None and entry.family == "baseline" else "trained"
+
+
+def subset_models(models: Sequence[str], subset: str) -> list[str]:
+    """The models of ``subset`` (:data:`SUBSETS`) among ``models``, in their order."""
+    if subset not in SUBSETS:
+        raise BrainlikeError(f"unknown model subset {subset!r}; choose from {', '.join(SUBSETS)}")
+    if subset == "all":
+        return list(models)
+    wanted = "trained" if subset == "trained" else "twin"
+    return [m for m in models if model_kind(m) == wanted]
 
 
 @dataclass
@@ -88,24 +139,63 @@ def downstream_table(records: Sequence[dict[str, Any]], probe: str | None = None
     return probe, columns
 
 
-def link(inputs: LinkInputs, *, probe: str | None = None, n_bootstrap: int = N_BOOTSTRAP,
-         seed: int = 0) -> list[dict[str, Any]]:
-    """One row per (brain score, downstream score) pair with the correlations across their common models."""
+def link(inputs: LinkInputs, *, probe: str | None = None, n_bootstrap: int = N_BOOTSTRAP, seed: int = 0,
+         subsets: Sequence[str] = ("all",)) -> list[dict[str, Any]]:
+    """One row per (model subset, brain score, downstream score) with the correlations across their common models.
+
+    For each subset the downstream records are restricted to the subset's models before the global score is
+    computed (z-scores within the subset), and only the subset's models enter the correlations. Rows carry
+    ``subset``, the family bootstrap CIs (:func:`brainlike.align.stats.correlate` with ``groups``) and the
+    Benjamini-Hochberg q-values of :func:`add_fdr`.
+    """
     brains = brain_table(inputs.brain)
     if not brains:
         raise BrainlikeError("no aggregate brain scores (target: all) in the inputs (run `brainlike score ... --out`)")
-    probe, columns = downstream_table(inputs.downstream, probe)
+    for subset in subsets:
+        subset_models([], subset)  # fail fast on unknown names
+    every = list(dict.fromkeys(r["model"] for r in inputs.downstream))
     rows = []
-    for key, brain in brains.items():
-        for name in ["global"] + sorted(c for c in columns if c != "global"):
-            task = columns.get(name, {})
-            models = [m for m in brain if m in task]
-            stats_ = correlate(np.array([brain[m] for m in models]), np.array([task[m] for m in models]),
-                               n_bootstrap=n_bootstrap, seed=seed)
-            rows.append({**dict(zip(("brain_" + k for k in BRAIN_KEY), key)), "downstream": name, "probe": probe,
-                         **stats_, "models": models, "brain_scores": [brain[m] for m in models],
-                         "downstream_scores": [task[m] for m in models]})
-    return rows
+    for subset in subsets:
+        keep = set(subset_models(every, subset))
+        records = [r for r in inputs.downstream if r["model"] in keep]
+        if not records and inputs.downstream:
+            raise BrainlikeError(f"no downstream records of the {subset!r} models in the inputs")
+        probe_used, columns = downstream_table(records, probe)
+        for key, brain in brains.items():
+            for name in ["global"] + sorted(c for c in columns if c != "global"):
+                task = columns.get(name, {})
+                models = [m for m in brain if m in task and m in keep]
+                stats_ = correlate(np.array([brain[m] for m in models]), np.array([task[m] for m in models]),
+                                   n_bootstrap=n_bootstrap, seed=seed, groups=np.array([model_family(m) for m in models]))
+                rows.append({"subset": subset, **dict(zip(("brain_" + k for k in BRAIN_KEY), key)),
+                             "downstream": name, "probe": probe_used, **stats_, "models": models,
+                             "families": [model_family(m) for m in models],
+                             "brain_scores": [brain[m] for m in models],
+                             "downstream_scores": [task[m] for m in models]})
+    return add_fdr(rows)
+
+
+def add_fdr(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add ``pearson_q`` and ``spearman_q`` (Benjamini-Hochberg) to the per-task x per-target rows.
+
+    One family of tests per subset and brain score kind (dataset, metric, protocol, selection, roi): every row
+    whose downstream score is a task (not ``global``) and whose brain target is a single target (not ``all``).
+    Other rows get None.
+    """
+    from brainlike.align.stats import benjamini_hochberg
+
+    out = [{**r, "pearson_q": None, "spearman_q": None} for r in rows]
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(out):
+        if r["downstream"] != "global" and r.get("brain_target") not in (None, "all"):
+            key = (r.get("subset"),) + tuple(r.get("brain_" + k) for k in BRAIN_KEY[:-1])
+            groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        for name in ("pearson", "spearman"):
+            q = benjamini_hochberg(np.array([out[i][f"{name}_p"] for i in members], dtype=object))
+            for i, value in zip(members, q):
+                out[i][f"{name}_q"] = None if np.isnan(value) else float(value)
+    return out
 
 
 def brain_label(row: dict[str, Any]) -> str:
@@ -119,25 +209,78 @@ def brain_label(row: dict[str, Any]) -> str:
 
 def table1(rows: Sequence[dict[str, Any]]) -> str:
     """A markdown table like the paper's Table 1: Pearson r (95% CI) of each brain score with the global score and
-    each task, models in common in the header."""
+    each task, models in common in the header; one table per model subset when there are several."""
     if not rows:
         return "(no pairs)"
+    subsets = list(dict.fromkeys(r.get("subset", "all") for r in rows))
+    if len(subsets) > 1:
+        return "\n\n".join(f"### {name} models\n\n" + table1([r for r in rows if r.get("subset", "all") == name])
+                            for name in subsets)
     columns = list(dict.fromkeys(r["downstream"] for r in rows))
     brains = list(dict.fromkeys(brain_label(r) for r in rows))
     cell = {(brain_label(r), r["downstream"]): r for r in rows}
-    lines = ["| brain score | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for b in brains:
-        cells = []
-        for c in columns:
-            r = cell.get((b, c))
-            if r is None or r["pearson_r"] is None:
-                cells.append("n/a")
-                continue
-            ci = f" [{r['pearson_ci_low']:.2f}, {r['pearson_ci_high']:.2f}]" if r["pearson_ci_low"] is not None else ""
-            stars = "*" if r["pearson_p"] < 0.05 else ""
-            cells.append(f"{r['pearson_r']:.2f}{stars}{ci} (n={r['n_models']})")
-        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+
+    def text(b: str, c: str) -> str:
+        r = cell.get((b, c))
+        if r is None or r["pearson_r"] is None:
+            return "n/a"
+        ci = f" [{r['pearson_ci_low']:.2f}, {r['pearson_ci_high']:.2f}]" if r["pearson_ci_low"] is not None else ""
+        stars = "*" if r["pearson_p"] < 0.05 else ""
+        return f"{r['pearson_r']:.2f}{stars}{ci} (n={r['n_models']})"
+
+    lines = _markdown_grid("brain score", brains, columns, text)
     return "\n".join(lines) + "\n\nPearson r across models [95% bootstrap CI]; * p < 0.05."
+
+
+def _markdown_grid(corner: str, rows: Sequence[str], columns: Sequence[str], text) -> list[str]:
+    """Lines of a markdown table: a header of ``columns``, one line per name in ``rows`` with ``text(row, col)``."""
+    lines = [f"| {corner} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    return lines + [f"| {name} | " + " | ".join(text(name, c) for c in columns) + " |" for name in rows]
+
+
+def _ci(row: dict[str, Any], name: str) -> str:
+    low, high = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
+    return "n/a" if low is None else f"[{low:.2f}, {high:.2f}]"
+
+
+def summary_table(rows: Sequence[dict[str, Any]], downstream: str = "global") -> str:
+    """Markdown: per subset and aggregate brain score (target ``all``), Pearson r and Spearman rho with the
+    ``downstream`` score, each with its bootstrap CI over models and over families."""
+    lines = ["| subset | brain score | n models (families) | Pearson r | CI models | CI families | Spearman rho "
+             "| CI models | CI families |", "|---" * 9 + "|"]
+    for r in rows:
+        if r["downstream"] != downstream or r.get("brain_target") not in (None, "all") or r["pearson_r"] is None:
+            continue
+        lines.append(f"| {r.get('subset', 'all')} | {brain_label(r)} | {r['n_models']} ({r.get('n_families')}) | "
+                     f"{r['pearson_r']:.3f} | {_ci(r, 'pearson')} | {_ci(r, 'pearson_family')} | "
+                     f"{r['spearman_rho']:.3f} | {_ci(r, 'spearman')} | {_ci(r, 'spearman_family')} |")
+    return "\n".join(lines)
+
+
+def fdr_table(rows: Sequence[dict[str, Any]], subset: str = "trained", alpha: float = 0.05) -> str:
+    """Markdown, one table per brain score kind: tasks x targets, Pearson r with its Benjamini-Hochberg q-value
+    (across tasks x targets, :func:`add_fdr`); cells with q <= ``alpha`` in bold."""
+    chosen = [r for r in rows if r.get("subset", "all") == subset and r.get("pearson_q") is not None]
+    out = []
+    for kind in dict.fromkeys(brain_label({**r, "brain_target": "all"}) for r in chosen):
+        cells = [r for r in chosen if brain_label({**r, "brain_target": "all"}) == kind]
+        targets = list(dict.fromkeys(r["brain_target"] for r in cells))
+        tasks = list(dict.fromkeys(r["downstream"] for r in cells))
+        lookup = {(r["downstream"], r["brain_target"]): r for r in cells}
+
+        def text(task: str, target: str) -> str:
+            r = lookup.get((task, target))
+            if r is None or r["pearson_r"] is None:
+                return "n/a"
+            value = f"{r['pearson_r']:.2f} ({r['pearson_q']:.3f})"
+            return f"**{value}**" if r["pearson_q"] <= alpha else value
+
+        lines = [f"**{kind}**, {subset} models (n = {cells[0]['n_models']}): Pearson r (BH q)", ""]
+        lines += _markdown_grid("task", tasks, targets, text)
+        n_found = sum(r["pearson_q"] <= alpha for r in cells)
+        lines += ["", f"{n_found} of {len(cells)} cells at FDR q <= {alpha} (bold)."]
+        out.append("\n".join(lines))
+    return "\n\n".join(out) if out else "(no per-task x per-target rows)"
 
 
 def scatter_plots(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> list[Path]:
@@ -162,10 +305,12 @@ def scatter_plots(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> list[P
         ax.plot(grid, row["intercept"] + row["slope"] * grid, lw=1)
         ax.set_xlabel(brain_label(row))
         ax.set_ylabel(f"{row['downstream']} ({row['probe']} probe)")
-        ax.set_title(f"r = {row['pearson_r']:.2f} (p = {row['pearson_p']:.2g}), "
+        ax.set_title(f"{row.get('subset', 'all')} models: r = {row['pearson_r']:.2f} (p = {row['pearson_p']:.2g}), "
                      f"rho = {row['spearman_rho']:.2f}, n = {row['n_models']}", fontsize=8)
         fig.tight_layout()
-        slug = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{brain_label(row)}__{row['downstream']}")
+        name = f"{brain_label(row)}__{row['downstream']}"
+        name = name if row.get("subset", "all") == "all" else f"{row['subset']}__{name}"
+        slug = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
         path = folder / f"{slug}.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)
@@ -173,8 +318,10 @@ def scatter_plots(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> list[P
     return paths
 
 
-def write_link(rows: Sequence[dict[str, Any]], out_dir: str | Path, sources: Sequence[str]) -> Path:
-    """Write ``link.jsonl``, ``link.csv``, ``link_table.md`` and the scatter plots into ``out_dir``."""
+def write_link(rows: Sequence[dict[str, Any]], out_dir: str | Path, sources: Sequence[str], *,
+               plots: bool = True) -> Path:
+    """Write ``link.jsonl``, ``link.csv``, ``link_table.md`` (summary, Table 1, FDR tables) and the scatter plots
+    (one per pair; ``plots=False`` skips them) into ``out_dir``."""
     import pandas as pd
 
     out = Path(out_dir).expanduser().resolve()
@@ -182,6 +329,13 @@ def write_link(rows: Sequence[dict[str, Any]], out_dir: str | Path, sources: Seq
     (out / "link.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     flat = [{k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()} for r in rows]
     pd.DataFrame(flat).to_csv(out / "link.csv", index=False, lineterminator="\n")
-    (out / "link_table.md").write_text(table1(rows) + "\n\nInputs: " + ", ".join(sources) + "\n")
-    scatter_plots(rows, out)
+    text = ("## Global score: correlations with bootstrap CIs over models and over families\n\n"
+            + summary_table(rows) + "\n\n## Table 1 (every brain score x task)\n\n" + table1(rows))
+    if any(r.get("pearson_q") is not None for r in rows):
+        subsets = list(dict.fromkeys(r.get("subset", "all") for r in rows))
+        text += "".join(f"\n\n## Per task x per target, Benjamini-Hochberg FDR ({name} models)\n\n"
+                        + fdr_table(rows, name) for name in subsets)
+    (out / "link_table.md").write_text(text + "\n\nInputs: " + ", ".join(sources) + "\n")
+    if plots:
+        scatter_plots(rows, out)
     return out

@@ -98,6 +98,12 @@ TASKS: dict[str, TaskInfo] = {
 }
 
 
+#: Clips per audio set of the published downstream results (docs/results/downstream/README.md: chosen from the
+#: measured embedding throughput of every model so that embedding all of them stays within about 6 CPU-hours).
+STANDARD_SET_SIZES: dict[str, int] = {"esc10": 350, "fsdd": 350, "ravdess": 350, "nsynth": 350,
+                                       "music-style": 350}
+
+
 @dataclass(frozen=True)
 class Split:
     """One evaluation of a task: indices (into the task's clips) of train, validation and test clips."""
@@ -194,6 +200,16 @@ class Task:
         return Task(self.info, self.root, [self.files[i] for i in keep], self.labels[keep], self.folds[keep],
                     [self.file_sha256[i] for i in keep])
 
+    def restrict(self, files: Sequence[str]) -> "Task":
+        """The task on the clips ``files`` only (they must be clips of the task), in the task's own clip order."""
+        wanted = set(files)
+        unknown = wanted - set(self.files)
+        if unknown:
+            raise DataError(f"{len(unknown)} clips are not clips of task {self.name} (first: {sorted(unknown)[0]})")
+        keep = [i for i, f in enumerate(self.files) if f in wanted]
+        return Task(self.info, self.root, [self.files[i] for i in keep], self.labels[keep], self.folds[keep],
+                    [self.file_sha256[i] for i in keep])
+
     def describe(self) -> dict:
         """Provenance: name, set, counts, folds and checksum."""
         return {"task": self.name, "audio_set": self.info.audio_set, "n_clips": len(self.files),
@@ -263,6 +279,77 @@ def load_task(name: str) -> Task:
         raise DataError(f"{len(missing)} clips of {name} are not in {root / 'SHA256SUMS'} (first: {missing[0]})")
     return Task(info, root, table["file"].tolist(), table[info.label_column].to_numpy(dtype=str),
                 table[info.fold_column].to_numpy(dtype=str), [sums[f] for f in table["file"]])
+
+
+def audio_set_tasks(audio_set: str) -> list[str]:
+    """Tasks that read the clips of ``audio_set``, in table order."""
+    names = [t.name for t in TASKS.values() if t.audio_set == audio_set]
+    if not names:
+        raise UnknownNameError(f"unknown audio set {audio_set!r} (sets: {', '.join(audio_sets())})")
+    return names
+
+
+def audio_sets() -> list[str]:
+    """Audio sets of the registered tasks, in table order."""
+    return list(dict.fromkeys(t.audio_set for t in TASKS.values()))
+
+
+def set_subset(audio_set: str, n_clips: int | None) -> list[str]:
+    """The fixed balanced subset of ``n_clips`` clips of an audio set (every clip when ``n_clips`` is None or at
+    least the set's size), shared by every task that reads the set.
+
+    Strata are the combinations of the label and fold of every task on the set (e.g. FSDD: digit x official split
+    x speaker; NSynth: pitch x family x instrument fold; ESC-10: class x fold). Clips are taken round-robin over
+    the strata, one clip per stratum per round (strata in the order of the sha256 of their name, clips within a
+    stratum in the order of the sha256 of their file name), until ``n_clips`` are chosen: every stratum gets
+    ``t`` or ``t + 1`` clips, or all of its clips when it has fewer (the rule of :meth:`Task.subset`, applied to
+    the joint strata of the set's tasks). Returns file names in the set's clip order.
+    """
+    tasks = [load_task(name) for name in audio_set_tasks(audio_set)]
+    files = tasks[0].files
+    if n_clips is None or n_clips >= len(files):
+        return list(files)
+    if n_clips < 1:
+        raise DataError(f"a clip set needs at least one clip, got {n_clips}")
+    strata: dict[tuple[str, ...], list[int]] = {}
+    columns = [np.asarray(c).astype(str) for t in tasks for c in (t.labels, t.folds)]
+    for i in range(len(files)):
+        strata.setdefault(tuple(c[i] for c in columns), []).append(i)
+    keys = sorted(strata, key=lambda k: hashlib.sha256("|".join(k).encode()).hexdigest())
+    members = {k: sorted(strata[k], key=lambda i: hashlib.sha256(files[i].encode()).hexdigest()) for k in keys}
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < n_clips:
+        for k in keys:
+            if depth < len(members[k]) and len(chosen) < n_clips:
+                chosen.append(members[k][depth])
+        depth += 1
+    return [files[i] for i in sorted(chosen)]
+
+
+def load_task_set(name: str, set_sizes: dict[str, int] | None = None) -> Task:
+    """A task on its audio set's fixed balanced subset of ``set_sizes[audio set]`` clips (:func:`set_subset`);
+    the whole task when its set is not in ``set_sizes``."""
+    task = load_task(name)
+    size = (set_sizes or {}).get(task.info.audio_set)
+    if size is None or size >= len(task.files):
+        return task
+    return task.restrict(set_subset(task.info.audio_set, size))
+
+
+def parse_set_sizes(items: Sequence[str]) -> dict[str, int]:
+    """``{audio set: clips}`` from ``SET=N`` items; ``standard`` stands for :data:`STANDARD_SET_SIZES`."""
+    sizes: dict[str, int] = {}
+    for item in items:
+        if item == "standard":
+            sizes.update(STANDARD_SET_SIZES)
+            continue
+        audio_set, _, value = item.partition("=")
+        if audio_set not in audio_sets() or not value.isdigit() or int(value) < 1:
+            raise DataError(f"bad set size {item!r}: expected SET=N with SET one of {', '.join(audio_sets())} "
+                            "and N a positive integer, or 'standard'")
+        sizes[audio_set] = int(value)
+    return sizes
 
 
 def _fsdd_split(file: str) -> str:

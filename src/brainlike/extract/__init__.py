@@ -4,8 +4,9 @@ The subpackage is also callable: ``brainlike.extract(model, stimuli)`` is :func:
 """
 
 from brainlike import _make_callable
-from brainlike.extract.extractor import Activations, embed_clips, extract_activations, model_key_parts
+from brainlike.extract.extractor import (Activations, embed_clips, embedding_cache_state, extract_activations,
+                                         model_key_parts)
 
-__all__ = ["Activations", "embed_clips", "extract_activations", "model_key_parts"]
+__all__ = ["Activations", "embed_clips", "embedding_cache_state", "extract_activations", "model_key_parts"]
 
 _make_callable(__name__)

@@ -69,6 +69,11 @@ class ArrayCache:
         except OSError as exc:
             raise BrainlikeError(f"cannot write cache entry under {self.root}: {exc.strerror or exc}") from None
 
+    def remove(self, key: str) -> None:
+        """Delete an entry (manifest first, so that a half-removed entry reads as absent); absent is fine."""
+        for path in reversed(self._paths(key)):
+            path.unlink(missing_ok=True)
+
     def entries(self) -> Iterator[str]:
         if not self.root.is_dir():
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -97,14 +98,15 @@ def embed_clips(model: AudioModel | str, clips: Sequence[np.ndarray], sample_rat
     """Time-averaged embeddings ``{layer: (n_clips, features)}`` of arbitrary clips (any lengths).
 
     Clips are resampled from ``sample_rate`` to the model's rate; clips of equal length are batched together.
-    With ``cache_key_parts`` (which must identify the clip set, e.g. a manifest hash) the result is cached.
+    With ``cache_key_parts`` (which must identify the clip set, e.g. a manifest hash) the result is cached, and
+    a run that is stopped part-way resumes from its last checkpoint (saved every ``CHECKPOINT_S`` seconds at a
+    batch boundary, so the resumed run forms exactly the batches an uninterrupted run forms).
     """
     model = load_model(model) if isinstance(model, str) else model
     store = ArrayCache("embeddings")
     key = None
     if cache_key_parts is not None:
-        key = cache_key({**model_key_parts(model), "clips": cache_key_parts, "rate_in": sample_rate,
-                         "what": "clips"})
+        key = _embedding_key(model, cache_key_parts, sample_rate)
         hit = store.load(key)
         if hit is not None:
             return hit[0]
@@ -114,21 +116,69 @@ def embed_clips(model: AudioModel | str, clips: Sequence[np.ndarray], sample_rat
         check_waveform(clip, f"clip {i}", allow_silent=True)
         return resample(clip, sample_rate, model.sample_rate, RESAMPLER)
 
-    arrays = _run_model(model, get, len(clips), f"embedding {model.name}", progress)
+    checkpoint = None if key is None else _Checkpoint(store, key, len(clips))
+    arrays = _run_model(model, get, len(clips), f"embedding {model.name}", progress, checkpoint)
     if key is not None:
         store.save(key, arrays, {"model": model.name, "layers": list(model.layers), "n_clips": len(clips),
                                  "info": {**model.describe(), "clips": cache_key_parts}})
+        checkpoint.discard()
     return arrays
 
 
-def _run_model(model: AudioModel, get_clip, n_clips: int, description: str, show: bool) -> dict[str, np.ndarray]:
+def _embedding_key(model: AudioModel, cache_key_parts: dict[str, Any], sample_rate: int) -> str:
+    return cache_key({**model_key_parts(model), "clips": cache_key_parts, "rate_in": sample_rate, "what": "clips"})
+
+
+def embedding_cache_state(model: AudioModel, cache_key_parts: dict[str, Any], sample_rate: int) -> str:
+    """``"cached"``, ``"partial"`` (a checkpoint of a stopped run) or ``"absent"``: what :func:`embed_clips` with
+    these arguments would find in the cache."""
+    store, key = ArrayCache("embeddings"), _embedding_key(model, cache_key_parts, sample_rate)
+    if store.load(key) is not None:
+        return "cached"
+    return "partial" if store.load("partial-" + key) is not None else "absent"
+
+
+CHECKPOINT_S = 300.0
+
+
+class _Checkpoint:
+    """Partial embeddings of an unfinished :func:`embed_clips` run (cache entry ``partial-<key>``).
+
+    Holds the outputs of the first ``done`` clips in the run's processing order (clips sorted by length); saved
+    only between batches, so that resuming at ``done`` forms the same batches as an uninterrupted run.
+    """
+
+    def __init__(self, store: ArrayCache, key: str, n_clips: int, every_s: float | None = None) -> None:
+        self.store, self.key, self.n_clips = store, "partial-" + key, n_clips
+        self.every_s = CHECKPOINT_S if every_s is None else every_s
+        self.last = time.monotonic()
+
+    def load(self) -> tuple[int, dict[str, np.ndarray]]:
+        """``(done, outputs)`` of a saved checkpoint, or ``(0, {})``."""
+        hit = self.store.load(self.key)
+        if hit is None or hit[1].get("n_clips") != self.n_clips:
+            return 0, {}
+        log.info("resuming %s after %d of %d clips", self.key[8:20], hit[1]["done"], self.n_clips)
+        return int(hit[1]["done"]), hit[0]
+
+    def maybe_save(self, done: int, outputs: dict[str, np.ndarray]) -> None:
+        if done < self.n_clips and time.monotonic() - self.last >= self.every_s:
+            self.store.save(self.key, outputs, {"n_clips": self.n_clips, "done": done})
+            self.last = time.monotonic()
+
+    def discard(self) -> None:
+        self.store.remove(self.key)
+
+
+def _run_model(model: AudioModel, get_clip, n_clips: int, description: str, show: bool,
+               checkpoint: _Checkpoint | None = None) -> dict[str, np.ndarray]:
     """Forward all clips in batches of equal length; pool over time; check shapes and finiteness."""
     clips = [get_clip(i) for i in range(n_clips)]
     order = sorted(range(n_clips), key=lambda i: len(clips[i]))
-    outputs: dict[str, np.ndarray] = {}
+    start, outputs = checkpoint.load() if checkpoint is not None else (0, {})
     batch_size = max(1, int(model.batch_size))
     with progress.task(description, total=n_clips) if (show and progress.enabled()) else _null() as advance:
-        start = 0
+        advance(start)
         while start < n_clips:
             length = len(clips[order[start]])
             stop = start
@@ -144,6 +194,8 @@ def _run_model(model: AudioModel, get_clip, n_clips: int, description: str, show
                 outputs[layer][idx] = pooled
             advance(stop - start)
             start = stop
+            if checkpoint is not None:
+                checkpoint.maybe_save(start, outputs)
     return {layer: outputs[layer] for layer in model.layers}
 
 

@@ -1,0 +1,83 @@
+"""scripts/downstream_full.py: gathering brain records, the link three ways and the paper side by side."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from brainlike.results import Results
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "downstream_full.py"
+TRAINED = {"yamnet": 0.50, "aisfx": 0.42, "soundnet": 0.30, "silero-vad": 0.36}
+TWINS = {"yamnet@random": 0.20, "aisfx@random": 0.26, "soundnet@random": 0.12}
+
+
+@pytest.fixture(scope="module")
+def driver():
+    spec = importlib.util.spec_from_file_location("downstream_full", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _brain_folders(root: Path) -> None:
+    """``root/<dataset>/<model>/`` results folders as ``brainlike score --out`` writes them."""
+    for dataset in ("nh2015-components", "ecog-nh2022"):
+        for model, score in {**TRAINED, **TWINS}.items():
+            rows = [{"model": model, "dataset": dataset, "metric": "regression", "protocol": "pepino2025",
+                     "selection": "nested-cv", "target": "all", "score": score, "sem": None, "layer": "x"},
+                    {"model": model, "dataset": dataset, "metric": "rsa", "protocol": "pepino2025",
+                     "selection": "cv", "target": "all", "score": score / 2, "sem": None, "layer": "x"}]
+            Results(rows).save(root / dataset / model.replace("@", "_"))
+
+
+def _downstream_folders(root: Path) -> None:
+    """One folder per model; task scores rise with the brain score (t1) or fall with it (t2)."""
+    for model, score in {**TRAINED, **TWINS}.items():
+        recs = [{"model": model, "task": "t1", "probe": "linear", "fold": None, "score": score,
+                 "chance": 0.1},
+                {"model": model, "task": "t2", "probe": "linear", "fold": None, "score": 1 - score ** 2,
+                 "chance": 0.1}]
+        Results(downstream=recs, downstream_provenance={"kind": "downstream"}).save(root / model.replace("@", "_"))
+
+
+def test_brain_gathers_one_jsonl_per_dataset(driver, tmp_path):
+    _brain_folders(tmp_path / "scores")
+    assert driver.main(["brain", "--scores", str(tmp_path / "scores"), "--brain", str(tmp_path / "brain")]) == 0
+    files = sorted(p.name for p in (tmp_path / "brain").iterdir())
+    assert files == ["ecog-nh2022.jsonl", "nh2015-components.jsonl"]
+    back = Results.load(tmp_path / "brain" / "nh2015-components.jsonl", require="records")
+    assert {(r["model"], r["metric"]): r["score"] for r in back} == {
+        **{(m, "regression"): s for m, s in {**TRAINED, **TWINS}.items()},
+        **{(m, "rsa"): s / 2 for m, s in {**TRAINED, **TWINS}.items()}}
+
+
+def test_link_three_ways_and_side_by_side(driver, tmp_path):
+    _brain_folders(tmp_path / "scores")
+    _downstream_folders(tmp_path / "models")
+    driver.main(["brain", "--scores", str(tmp_path / "scores"), "--brain", str(tmp_path / "brain")])
+    out = tmp_path / "link"
+    assert driver.main(["link", "--out", str(tmp_path / "models"), "--brain", str(tmp_path / "brain"),
+                        "--link-out", str(out), "--bootstrap", "200"]) == 0
+    rows = [json.loads(line) for line in (out / "link.jsonl").read_text().splitlines()]
+    assert {r["subset"] for r in rows} == {"all", "trained", "twins"}
+    row = next(r for r in rows if r["subset"] == "trained" and r["downstream"] == "t1"
+               and r["brain_dataset"] == "nh2015-components" and r["brain_metric"] == "regression")
+    assert sorted(row["models"]) == sorted(TRAINED) and row["pearson_r"] == pytest.approx(1.0)
+    # the global score within the subset: mean of the task z-scores; its r with the brain score against scipy
+    glob = next(r for r in rows if r["subset"] == "twins" and r["downstream"] == "global"
+                and r["brain_dataset"] == "ecog-nh2022" and r["brain_metric"] == "rsa")
+    x = [TWINS[m] / 2 for m in glob["models"]]
+    t1, t2 = [TWINS[m] for m in glob["models"]], [1 - TWINS[m] ** 2 for m in glob["models"]]
+    z = [(a + b) / 2 for a, b in zip(stats.zscore(t1), stats.zscore(t2))]  # population SD, twins only
+    assert glob["downstream_scores"] == pytest.approx(z)
+    assert glob["pearson_r"] == pytest.approx(stats.pearsonr(x, glob["downstream_scores"])[0])
+    text = (out / "paper_side_by_side.md").read_text()
+    assert "| nh2015-components | regression | 0.902 | 0.895 |" in text
+    assert "| ecog-nh2022 | regression | n/a | n/a |" in text  # the paper's voxel numbers only beside NH2015
+    primary = sorted(p.name for p in (out / "link_plots").iterdir())
+    assert len(primary) == 3 * 2 * 2  # subsets x datasets x (regression nested-cv, rsa cv)

@@ -87,7 +87,7 @@ def synthetic(widths: list[int], n_targets: int, seed: int = 0):
 def real(model: str):
     """ecog-nh2022 mean time courses and the model's frames (memory-mapped from the frame cache)."""
     from brainlike.align.trf import FrameLayers
-    from brainlike.data.neural import load_dataset
+    from brainlike.data.datasets import load_dataset
     from brainlike.data.stimuli import load_stimulus_set
     from brainlike.extract.frames import extract_frames
 

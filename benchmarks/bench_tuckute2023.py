@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def load_problem(voxels: int, subjects: int, reps: int, seed: int, model: str):
     """Simulated responses (165, voxels, reps), their pseudo-subjects, and the model's layers (natsound165 order)."""
     from brainlike.api import extract
-    from brainlike.data.neural import load_dataset
+    from brainlike.data.datasets import load_dataset
     from brainlike.data.simulate import write_simulation
     from brainlike.data.stimuli import load_stimulus_set
 

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 import brainlike
-from brainlike.data.neural import load_dataset
+from brainlike.data.datasets import load_dataset
 from brainlike.errors import ProtocolError
 
 pytestmark = pytest.mark.usefixtures("data_root")

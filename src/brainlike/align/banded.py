@@ -37,6 +37,9 @@ from brainlike.align.pepino2025 import check_folds
 from brainlike.align.ridge import SpectrumCache, centered_kernels, shrinkage, split_spectrum
 from brainlike.errors import ProtocolError
 
+__all__ = ["BAND_ALPHAS", "CACHE_BUDGET", "BandedResult", "kernel_scale", "CandidateGrid", "run_banded",
+           "split_correlations", "check_time_bases"]
+
 BAND_ALPHAS = 10.0 ** np.arange(-2, 6)
 """Default alpha grid of every band, relative to the band's kernel scale: 1e-2 .. 1e5, one value per decade."""
 CACHE_BUDGET = 2 ** 29

@@ -27,6 +27,9 @@ import numpy as np
 
 from brainlike.align.ridge import Spectrum, SpectrumCache, shrinkage
 
+__all__ = ["INNER_SCORES", "FLOAT32_SAFE_ALPHA", "SplitSums", "safe_ratio", "inner_scores", "split_sums",
+           "sum_over_rows", "default_target_batch", "inner_splits", "InnerSearch"]
+
 INNER_SCORES = ("pooled", "fold-mean-r")
 FLOAT32_SAFE_ALPHA = 1e30
 

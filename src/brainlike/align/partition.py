@@ -22,6 +22,9 @@ import numpy as np
 from brainlike.align.banded import BandedResult, run_banded
 from brainlike.align.pepino2025 import RegressionResult, run_pepino2025
 
+__all__ = ["BASE_PARTS", "DERIVED_PARTS", "PARTS", "derive_parts", "PartitionResult", "run_partition",
+           "identical_kernels", "DEFAULT_BOOTSTRAP", "draw_counts", "weighted_r2", "bootstrap_parts"]
+
 log = logging.getLogger(__name__)
 
 BASE_PARTS = ("model", "control", "joint")

@@ -25,7 +25,7 @@ from brainlike.align.inner_cv import INNER_SCORES, InnerSearch
 from brainlike.align.ridge import Spectrum, SpectrumCache, shrinkage
 from brainlike.errors import ProtocolError
 
-__all__ = ["ALPHAS", "ALPHA_LIMITS", "FLOAT32_SAFE_ALPHA", "RegressionResult", "check_folds", "run_pepino2025"]
+__all__ = ["ALPHAS", "ALPHA_LIMITS", "RegressionResult", "check_folds", "run_pepino2025"]
 
 ALPHAS = np.array([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0])
 ALPHA_LIMITS = (1e-49, 1e50)

@@ -19,6 +19,8 @@ from brainlike.align.rsa import rdm, spearman_upper
 from brainlike.align.trf import WINDOW, FrameLayers, response_frames
 from brainlike.errors import ProtocolError
 
+__all__ = ["time_resolved_rsa", "rsa_time_records"]
+
 
 def _rdm_or_none(features: np.ndarray) -> np.ndarray | None:
     try:

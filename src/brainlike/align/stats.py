@@ -193,23 +193,3 @@ def _bootstrap_ci(xb: np.ndarray, yb: np.ndarray, level: float) -> dict[str, flo
         low, high = np.percentile(r, [tail, 100 - tail])
         out[f"{name}_ci_low"], out[f"{name}_ci_high"] = float(low), float(high)
     return out
-
-
-def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg FDR-adjusted p-values (q-values) of a family of tests; NaN entries stay NaN.
-
-    q_(i) = min over j >= i of p_(j) m / j for the ascending p-values p_(1) <= ... <= p_(m), capped at 1.
-    """
-    p = np.asarray(p, dtype=np.float64)
-    q = np.full(p.shape, np.nan)
-    finite = np.isfinite(p)
-    values = p[finite]
-    if values.size == 0:
-        return q
-    order = np.argsort(values)
-    ranked = values[order] * values.size / np.arange(1, values.size + 1)
-    adjusted = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
-    out = np.empty_like(values)
-    out[order] = adjusted
-    q[finite] = out
-    return q

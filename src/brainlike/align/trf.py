@@ -39,6 +39,11 @@ from brainlike.align.pepino2025 import check_folds
 from brainlike.align.ridge import NULL_TOLERANCE
 from brainlike.errors import ProtocolError
 
+__all__ = ["ALPHAS", "LAGS", "RATE", "PCA_COMPONENTS", "WINDOW", "N_NULL", "EXACT_PCA_MAX", "RANDOMIZED_PCA",
+           "CHUNK_BYTES", "parse_lags", "lag_bins", "alpha_grid", "check_lag_window", "response_frames", "at_rate",
+           "FrameLayers", "TRFResult", "run_trf", "pooled_r", "lagged_gram", "lagged_cross", "primal_weights",
+           "kernel_weights", "time_curves", "category_curves", "null_band", "window_score", "latencies", "layer_scores"]
+
 ALPHAS = np.logspace(-1, 9, 21)
 """Default alpha grid: 21 values, 10^-1 .. 10^9 (half-decade steps)."""
 LAGS = "0:0.5"

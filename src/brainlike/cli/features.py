@@ -25,7 +25,7 @@ def _convert_ecog(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from brainlike.config import data_root
-    from brainlike.data.checksums import read_sums, verify_file
+    from brainlike.integrity import read_sums, verify_file
     from brainlike.data.stimuli import load_stimulus_set, stimulus_number
     from brainlike.errors import DataError
     from brainlike.extract.features import ecog_acoustic_features, write_feature_file

@@ -315,8 +315,8 @@ def set_subset(audio_set: str, n_clips: int | None) -> list[str]:
     columns = [np.asarray(c).astype(str) for t in tasks for c in (t.labels, t.folds)]
     for i in range(len(files)):
         strata.setdefault(tuple(c[i] for c in columns), []).append(i)
-    keys = sorted(strata, key=lambda k: hashlib.sha256("|".join(k).encode()).hexdigest())
-    members = {k: sorted(strata[k], key=lambda i: hashlib.sha256(files[i].encode()).hexdigest()) for k in keys}
+    keys = sorted(strata, key=lambda k: sha256_bytes("|".join(k)))
+    members = {k: sorted(strata[k], key=lambda i: sha256_bytes(files[i])) for k in keys}
     chosen: list[int] = []
     depth = 0
     while len(chosen) < n_clips:

@@ -23,6 +23,9 @@ import numpy as np
 from brainlike.errors import DataError
 from brainlike.extract.extractor import Activations
 
+__all__ = ["PREFIX", "RESERVED", "is_feature_spec", "feature_path", "read_feature_file", "load_feature_file",
+           "write_feature_file", "ECOG_ACOUSTIC_ARRAYS", "ecog_acoustic_features"]
+
 PREFIX = "features:"
 RESERVED = ("stimulus", "frame_times")
 

@@ -20,10 +20,11 @@ import pandas as pd
 
 from brainlike.align.partition import PARTS
 from brainlike.integrity import atomic_write
-from brainlike.report.figures import (ReportFigure, aggregates, all_figures, brain_downstream_table, partition_rows,
-                                      per_target)
+from brainlike.report import figures as builders
+from brainlike.report.figures import ReportFigure, aggregates, brain_downstream_table, partition_rows, per_target
 from brainlike.report.results import ReportData, ReportError, load_results
 from brainlike.report.stats import global_downstream, task_scores
+from brainlike.report.time_figures import time_figures
 
 __all__ = ["Report", "ReportData", "ReportError", "beats_table", "comparison_view", "load_results", "make_report",
            "report_tables"]
@@ -49,6 +50,15 @@ class Report:
     figures: list[Path]
     tables: list[Path]
     slugs: list[str]
+
+
+
+def all_figures(results: ReportData) -> list[ReportFigure]:
+    """Every figure the results support, in report order."""
+    steps = [builders.ranking_figures, builders.layer_figures, builders.heatmap_figures, time_figures,
+             builders.partition_figures, builders.downstream_figures, builders.checkpoint_figures,
+             builders.similarity_figures]
+    return [figure for build in steps for figure in build(results)]
 
 
 def make_report(*results_dirs: str | os.PathLike, out: str | os.PathLike | None = None,

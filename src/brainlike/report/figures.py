@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from brainlike.report.results import ReportData as Results
 from brainlike.report.stats import bootstrap_median_ci, correlation, global_downstream
 
-__all__ = ["PER_LAYER", "MAX_HEATMAP_TARGETS", "CONTROL", "COLOURS", "ReportFigure", "all_figures", "panel_label",
+__all__ = ["PER_LAYER", "MAX_HEATMAP_TARGETS", "CONTROL", "COLOURS", "ReportFigure", "panel_label",
            "aggregates", "per_target", "is_control", "ranking_figures", "layer_profiles", "SELECTION", "layer_figures",
            "heatmap_figures", "brain_downstream_table", "downstream_figures", "checkpoint_figures"]
 
@@ -51,17 +51,6 @@ class ReportFigure:
     figure: Figure
 
 
-def all_figures(results: Results) -> list[ReportFigure]:
-    """Every figure the results support, in report order."""
-    from brainlike.report.time_figures import time_figures
-
-    builders: list[Callable[[Results], list[ReportFigure]]] = [
-        ranking_figures, layer_figures, heatmap_figures, time_figures, partition_figures, downstream_figures,
-        checkpoint_figures,
-        similarity_figures]
-    return [figure for build in builders for figure in build(results)]
-
-
 # ------------------------------------------------------------------------------------------------------------------
 # helpers
 
@@ -80,7 +69,7 @@ PLAIN_KEY = ["model", "dataset", "metric", "protocol", "selection", "target", "r
 
 
 def plain_scores(records: pd.DataFrame) -> pd.DataFrame:
-    """Records without variance-partitioning parts (contracts.md section 7): plain scores, plus the ``part: model``
+    """Records without variance-partitioning parts (docs/contracts.md section 7): plain scores, plus the ``part: model``
     rows of models that have no plain row (the same number), so that no score is counted twice."""
     if records.empty or "part" not in records or records["part"].isna().all():
         return records

@@ -14,6 +14,8 @@ import numpy as np
 from brainlike.report.figures import COLOURS, CONTROL, ReportFigure, _new_figure, _slug, aggregates, is_control
 from brainlike.report.results import ReportData
 
+__all__ = ["SECTION", "MAX_TARGETS", "time_details", "time_figures", "model_layers", "is_causal"]
+
 SECTION = "time"
 MAX_TARGETS = 40
 """Targets drawn as r(b) panels per model (electrode sets beyond this show the first ones)."""

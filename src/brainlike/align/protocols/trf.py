@@ -1,5 +1,5 @@
 """Protocol ``trf``: time-resolved encoding with lagged ridge and nested cross-validation by sound (engine:
-:mod:`brainlike.align.trf`; methods.md section 9, records: contracts.md section 7).
+:mod:`brainlike.align.trf`; methods.md section 9, records: docs/contracts.md section 7).
 
 Options: ``lags`` (``"0:0.5"`` seconds, negative starts allowed), ``rate`` (Hz, default 25: finer datasets are
 averaged into bins of that rate first), ``pca`` (at most K components per layer, default 128, 0 = off) and
@@ -25,6 +25,8 @@ from brainlike.align import trf as engine
 from brainlike.align.protocols import Protocol, RegressionInputs, TargetScores, register_protocol
 from brainlike.data.neural import format_window, parse_window
 from brainlike.errors import ProtocolError
+
+__all__ = ["BASELINE_MODEL", "settings", "parameters", "frame_request", "run", "baseline_records", "PROTOCOL"]
 
 BASELINE_MODEL = "mean-time-course"
 

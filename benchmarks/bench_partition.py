@@ -42,7 +42,9 @@ def machine(device: str) -> dict:
     import torch
 
     info = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "cpus_usable": len(os.sched_getaffinity(0)),
+            "torch_threads": torch.get_num_threads(),
+            "brainlike_engine_threads": "1 (run_pepino2025 / run_banded default threads=1: BLAS and torch limited "
+                                        "inside the engine)", "cpus_usable": len(os.sched_getaffinity(0)),
             "cpu": _cpu_model(), "load_average_1min": os.getloadavg()[0]}
     try:
         import himalaya
@@ -63,6 +65,29 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def with_threads(run, threads: str):
+    """``run`` with torch and BLAS on ``threads`` threads (``default``: as set), for himalaya's configurations."""
+    if threads == "default":
+        return run
+
+    def limited():
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(int(threads))
+        try:
+            with threadpool_limits(limits=int(threads), user_api="blas"):
+                return run()
+        finally:
+            torch.set_num_threads(before)
+    return limited
+
+
+def himalaya_name(backend: str, threads: str) -> str:
+    return f"himalaya_{backend}_float32" + ("" if threads == "default" else f"_{threads}thread")
 
 
 def brainlike_backend(device: str, dtype: str):
@@ -173,8 +198,9 @@ def single_band(layers, responses, folds, args) -> tuple[dict, np.ndarray]:
     runs = {"brainlike_torch_float32": lambda: run_single(layers, responses, folds,
                                                           brainlike_backend(device, "float32"))}
     for name in h_backends:
-        runs[f"himalaya_{name}_float32"] = (lambda n=name: run_himalaya(layers, responses, folds, device, n,
-                                                                         np.float32))
+        for threads in args.himalaya_threads.split(","):
+            runs[himalaya_name(name, threads)] = with_threads(
+                lambda n=name: run_himalaya(layers, responses, folds, device, n, np.float32), threads)
     if args.float64:
         runs["brainlike_numpy_float64"] = lambda: run_single(layers, responses, folds, brainlike_backend("cpu",
                                                                                                          "float64"))
@@ -182,7 +208,7 @@ def single_band(layers, responses, folds, args) -> tuple[dict, np.ndarray]:
     layer_index = run_single(layers, responses, folds, brainlike_backend(device, "float32"))[2]  # warm-up too
     out = alternate(runs, args.repeats)
     ours = out["median_s"]["brainlike_torch_float32"]
-    himalaya = {k: v for k, v in out["median_s"].items() if k.startswith("himalaya") and k.endswith("float32")}
+    himalaya = {k: v for k, v in out["median_s"].items() if k.startswith("himalaya") and "float32" in k}
     best_name = min(himalaya, key=himalaya.get) if himalaya else None
     result = {"what": "pepino2025 engine with himalaya's selection score (fold-mean r), no edge extension, "
                       "vs himalaya KernelRidgeCV per layer", **{k: out[k] for k in ("times_s", "median_s")},
@@ -203,8 +229,10 @@ def banded(layers, control, responses, folds, layer_index, args) -> dict:
     runs = {"brainlike_torch_float32": lambda: run_banded_brainlike(layers, control, responses, folds, layer_index,
                                                                     brainlike_backend(device, "float32"))}
     for name in h_backends:
-        runs[f"himalaya_{name}_float32"] = (lambda n=name: run_banded_himalaya(layers, control, responses, folds,
-                                                                                layer_index, n, np.float32))
+        for threads in args.himalaya_threads.split(","):
+            runs[himalaya_name(name, threads)] = with_threads(
+                lambda n=name: run_banded_himalaya(layers, control, responses, folds, layer_index, n, np.float32),
+                threads)
     out = alternate(runs, args.repeats)
     ours = out["median_s"]["brainlike_torch_float32"]
     result = {"what": "two bands (model layer per target and fold + control), 8 x 8 product grid of relative "
@@ -258,6 +286,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--parts", default="single,banded,profile")
     parser.add_argument("--himalaya-backends", default="torch,numpy", help="himalaya CPU backends to time")
+    parser.add_argument("--himalaya-threads", default="default",
+                        help="comma list of himalaya's torch/BLAS thread counts: 'default' (torch's) and/or numbers")
+    parser.add_argument("--banded-targets", type=int, default=None,
+                        help="targets of the banded part (the first N; default: all)")
     parser.add_argument("--float64", action="store_true", help="also time both engines in float64 (numpy)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
@@ -278,7 +310,9 @@ def main() -> None:
     if "banded" in parts:
         if layer_index is None:
             layer_index = run_single(layers, responses, folds, brainlike_backend(args.device, "float32"))[2]
-        report["banded"] = banded(layers, control, responses, folds, layer_index, args)
+        m = args.banded_targets or args.targets
+        report["banded"] = banded(layers, control, responses[:, :m], folds, layer_index[:, :m], args)
+        report["banded"]["targets"] = m
     if "profile" in parts:
         report["profile"] = profile(layers, responses, folds, args)
     report["machine"]["load_average_1min_end"] = os.getloadavg()[0]

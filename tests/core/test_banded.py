@@ -169,6 +169,26 @@ def test_torch_float32_close_to_numpy_float64():
     assert np.abs(ref.scores - got.scores).max() < 1e-3
 
 
+def test_engine_threads_are_restored_and_do_not_change_results():
+    torch = pytest.importorskip("torch")
+    from brainlike.align.backend import host_threads
+    from brainlike.align.pepino2025 import run_pepino2025
+
+    bands, y, folds = _problem(4, n=80, widths=(30, 12), n_targets=6)
+    args = ([[gram_matrix(x)] for x in bands], [np.zeros((5, 6), int)] * 2, y, folds)
+    before = torch.get_num_threads()
+    one = run_banded(*args, NumpyBackend(), threads=1)
+    assert torch.get_num_threads() == before
+    untouched = run_banded(*args, NumpyBackend(), threads=None)
+    np.testing.assert_allclose(one.predictions, untouched.predictions, rtol=0, atol=1e-10)
+    single = run_pepino2025([gram_matrix(x) for x in bands], y, folds, TorchBackend("cpu", "float32"), threads=1)
+    assert torch.get_num_threads() == before and single.scores.shape == (6,)
+    with pytest.raises(RuntimeError), host_threads(TorchBackend("cpu", "float32"), 1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("restored on errors too")
+    assert torch.get_num_threads() == before
+
+
 def _partition(model, control, y, folds, **kwargs):
     return run_partition([gram_matrix(x) for x in model], [[gram_matrix(x) for x in band] for band in control], y,
                          folds, **kwargs)

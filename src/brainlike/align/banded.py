@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brainlike.align.backend import NumpyBackend
+from brainlike.align.backend import NumpyBackend, host_threads
 from brainlike.align.inner_cv import INNER_SCORES, InnerSearch
 from brainlike.align.pepino2025 import check_folds
 from brainlike.align.ridge import SpectrumCache, centered_kernels, shrinkage, split_spectrum
@@ -140,19 +140,22 @@ class _CombinedGrams:
 
     def __init__(self, band_grams: list[list[np.ndarray]], scales: list[np.ndarray], directions: np.ndarray):
         self.band_grams, self.scales, self.directions = band_grams, scales, directions
+        self._sums: dict[tuple[tuple[int, ...], int], np.ndarray] = {}
 
     def band(self, b: int, layer: int) -> np.ndarray:
         return self.band_grams[b][layer] / self.scales[b][layer]
 
     def __getitem__(self, key: tuple[tuple[int, ...], int]) -> np.ndarray:
-        layers, direction = key
-        weights = self.directions[direction]
-        return sum(w * self.band(b, layer) for b, (layer, w) in enumerate(zip(layers, weights)))
+        if key not in self._sums:  # kept: each is asked for once per split over the outer loop
+            layers, direction = key
+            weights = self.directions[direction]
+            self._sums[key] = sum(w * self.band(b, layer) for b, (layer, w) in enumerate(zip(layers, weights)))
+        return self._sums[key]
 
 
 def run_banded(band_grams: list[list[np.ndarray]], band_layers: list[np.ndarray], responses: np.ndarray,
                folds: np.ndarray, backend=None, grids: list[np.ndarray] | None = None,
-               inner_score: str = "pooled", target_batch: int | None = None) -> BandedResult:
+               inner_score: str = "pooled", target_batch: int | None = None, threads: int | None = 1) -> BandedResult:
     """Banded ridge under the pepino2025 nested cross-validation (alphas chosen per target in the inner CV).
 
     Parameters
@@ -170,8 +173,17 @@ def run_banded(band_grams: list[list[np.ndarray]], band_layers: list[np.ndarray]
         As in :func:`brainlike.align.pepino2025.run_pepino2025`.
     target_batch : int, optional
         Targets whose inner grid is scored together.
+    threads : int or None
+        Host threads (BLAS and CPU torch) inside the engine (:func:`brainlike.align.backend.host_threads`); the
+        default 1: the engine's calls are small (kernels of the training stimuli, one layer group of targets), where
+        one thread is fastest, and several times faster than two on a loaded machine. ``None``: leave as set.
     """
     backend = backend or NumpyBackend()
+    with host_threads(backend, threads):
+        return _run_banded(band_grams, band_layers, responses, folds, backend, grids, inner_score, target_batch)
+
+
+def _run_banded(band_grams, band_layers, responses, folds, backend, grids, inner_score, target_batch) -> BandedResult:
     if inner_score not in INNER_SCORES:
         raise ValueError(f"unknown inner score {inner_score!r}")
     n_bands = len(band_grams)

@@ -17,6 +17,10 @@ Engines are timed alternately (brainlike, himalaya, brainlike, ...; ``--repeats`
 load from other jobs on a shared machine hits both; ratios are of medians. Scores are compared per target.
 
     python benchmarks/bench_partition.py [--targets 26792] [--device cpu|cuda] [--repeats 2] [--parts single,banded,profile]
+        [--himalaya-backends torch,numpy] [--himalaya-threads default,1] [--banded-targets N]
+
+brainlike's engines run on one host thread (their default ``threads=1``); ``--himalaya-threads`` times himalaya with
+torch's default threads and/or with torch and BLAS limited to N threads (rows ``_Nthread``).
 """
 
 from __future__ import annotations

@@ -125,15 +125,13 @@ def timings_table(results: Path, by_model: dict[str, list[dict]]) -> str:
 
 
 def _n_layers(folder: Path) -> int | None:
-    """Number of layers the trf engine fitted (from the records' layer choices is not enough: detail.nc)."""
-    path = folder / "detail-regression.nc"
-    candidates = [path] if path.is_file() else sorted(folder.glob("detail*.nc"))
-    if not candidates:
+    """Number of frame layers the trf engine fitted (the frame shapes in the folder's provenance)."""
+    path = folder / "provenance.json"
+    if not path.is_file():
         return None
-    import xarray as xr
-
-    with xr.open_dataset(candidates[0]) as detail:
-        return int(detail.sizes["layer"]) if "layer" in detail.sizes else None
+    models = json.loads(path.read_text()).get("models", {})
+    shapes = next(iter(models.values()), {}).get("shape", {}) if models else {}
+    return len(shapes) or None
 
 
 def main() -> None:

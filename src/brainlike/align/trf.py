@@ -730,8 +730,18 @@ def _tile(backend, array, times: int):
 
 
 def _eigh(matrix, backend):
+    """Eigenvalues and eigenvectors of a symmetric matrix. torch's float32 eigensolver can fail to converge on an
+    ill-conditioned Gram with many (near-)repeated eigenvalues (seen on a random twin's layer, silero-vad@random):
+    that matrix is then decomposed in float64 on the same device and the result cast back."""
     if backend.name == "torch":
-        return backend.torch.linalg.eigh(matrix)
+        torch = backend.torch
+        try:
+            return torch.linalg.eigh(matrix)
+        except torch.linalg.LinAlgError:
+            if matrix.dtype == torch.float64:
+                raise
+            values, vectors = torch.linalg.eigh(matrix.to(torch.float64))
+            return values.to(matrix.dtype), vectors.to(matrix.dtype)
     return np.linalg.eigh(matrix)
 
 

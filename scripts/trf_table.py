@@ -10,7 +10,12 @@ and prints markdown:
   latency of the reported layer per component summarised as median [min-max] (seconds; the peak of that layer's lag
   profile); the ``mean-time-course`` row once (its raw R2 in every component column);
 * latencies: model x component (seconds);
-* timings: extraction and score CPU / wall seconds per model, and their sums.
+* timings: extraction and score CPU / wall seconds per model, and their sums;
+* projection: the trf score CPU seconds of every zoo model and twin, measured where done, else predicted by a cost
+  model fitted on the done models (score CPU s = c0 + c1 x layers + c2 x features of layers <= 2048 wide + c3 x
+  features of wider layers, which take randomized PCA), from the layer widths of the done twin or trained model,
+  of ``benchmarks/bench_trf.py``'s ZOO_WIDTHS, or else the registry's layer count at the median width (an upper
+  bound: it counts layers without a time axis); the total against the 60-minute goal.
 
     python scripts/trf_table.py --results docs/results/trf-ecog \\
         --pepino docs/results/downstream/brain/ecog-nh2022.jsonl [--tables scores,latency,timings]
@@ -134,11 +139,78 @@ def _n_layers(folder: Path) -> int | None:
     return len(shapes) or None
 
 
+REGISTRY_LAYERS = {  # load_model(NAME).layers counts, 2026-12-05 (include layers without a time axis)
+    "tempocnn-cnn": 14, "tempocnn-fcn": 10, "tempocnn-deeptemp": 14, "tempocnn-deepsquare": 14,
+    "tempocnn-shallowtemp": 4, "tempocnn-mazurka": 14, "musicnn-mtt": 9, "musicnn-msd": 9, "musicnn-vgg-mtt": 6,
+    "musicnn-vgg-msd": 6, "nsnet2": 6, "dnsmos-p808": 7, "dnsmos-p835": 11}
+ZOO = ["aisfx", "basic-pitch", "crepe-full", "crepe-tiny", "dnsmos-p835", "dnsmos-p808", "fcpe", "musicnn-mtt",
+       "musicnn-msd", "musicnn-vgg-mtt", "musicnn-vgg-msd", "nsnet2", "pesto", "resemblyzer", "silero-vad", "soundnet",
+       "tempocnn-cnn", "tempocnn-fcn", "tempocnn-deeptemp", "tempocnn-deepsquare", "tempocnn-shallowtemp",
+       "tempocnn-mazurka", "whisper-base", "whisper-tiny.en", "yamnet"]
+
+
+def _widths(folder: Path) -> list[int] | None:
+    path = folder / "provenance.json"
+    if not path.is_file():
+        return None
+    models = json.loads(path.read_text()).get("models", {})
+    shapes = next(iter(models.values()), {}).get("shape", {}) if models else {}
+    return [int(v[2]) for v in shapes.values()] or None
+
+
+def _cost_features(widths: list[int]) -> list[float]:
+    w = np.asarray(widths, dtype=float)
+    return [1.0, len(w), w[w <= 2048].sum() / 1000, w[w > 2048].sum() / 1000]
+
+
+def projection_table(results: Path) -> str:
+    """Measured or predicted trf score CPU s of the 50 zoo models and twins; the fit and the total."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_trf import ZOO_WIDTHS
+
+    path = results / "timings.jsonl"
+    measured = {r["model"]: r["score"]["cpu_s"] for r in (read_jsonl(path) if path.is_file() else [])
+                if r.get("score", {}).get("rc") == 0}
+    widths = {m: _widths(results / m) for m in measured}
+    fit = [(m, _cost_features(w), measured[m]) for m, w in widths.items() if w]
+    coef, *_ = np.linalg.lstsq(np.array([f for _, f, _ in fit]), np.array([y for *_, y in fit]), rcond=None)
+    done_widths = [x for w in widths.values() if w for x in w]
+    rows, total, predicted_total = [], 0.0, 0.0
+    for spec in [m for name in ZOO for m in (name, name + "@random")]:
+        base = spec.split("@")[0]
+        if spec in measured:
+            rows.append((spec, measured[spec], "measured"))
+            total += measured[spec]
+            continue
+        w = widths.get(base) or widths.get(base + "@random")
+        source = "widths of the done " + ("twin" if "@" in spec else "trained model") if w else None
+        if w is None and base in ZOO_WIDTHS:
+            w, source = ZOO_WIDTHS[base], "widths from bench_trf ZOO_WIDTHS"
+        if w is None:
+            w = [int(np.median(done_widths))] * REGISTRY_LAYERS[base]
+            source = f"{REGISTRY_LAYERS[base]} registry layers at the median width {int(np.median(done_widths))}"
+        estimate = float(np.array(_cost_features(w)) @ coef)
+        rows.append((spec, estimate, "predicted: " + source))
+        predicted_total += estimate
+    lines = ["| model | trf score CPU s | how |", "|---|---|---|"]
+    lines += [f"| {m} | {v:.0f} | {how} |" for m, v, how in rows]
+    lines.append(f"| **total** | **{total + predicted_total:.0f}** ({(total + predicted_total) / 60:.1f} min) | "
+                 f"measured {total:.0f} s ({sum(1 for r in rows if r[2] == 'measured')} models) + predicted "
+                 f"{predicted_total:.0f} s |")
+    lines.append("")
+    lines.append(f"Cost model (least squares over {len(fit)} done models incl. baselines): score CPU s = "
+                 f"{coef[0]:.1f} + {coef[1]:.2f} x layers + {coef[2]:.2f} x (thousand features in layers <= 2048 "
+                 f"wide) + {coef[3]:.2f} x (thousand features in wider layers).")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="docs/results/trf-ecog")
     parser.add_argument("--pepino", default="docs/results/downstream/brain/ecog-nh2022.jsonl")
-    parser.add_argument("--tables", default="scores,latency,timings")
+    parser.add_argument("--tables", default="scores,latency,timings,projection")
     args = parser.parse_args()
     results = Path(args.results)
     by_model = trf_records(results)
@@ -150,6 +222,8 @@ def main() -> None:
         out.append(latency_table(by_model))
     if "timings" in tables:
         out.append(timings_table(results, by_model))
+    if "projection" in tables:
+        out.append(projection_table(results))
     print("\n\n".join(out))
 
 

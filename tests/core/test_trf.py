@@ -157,6 +157,30 @@ def test_float32_eigensolver_failure_falls_back_to_float64(monkeypatch):
     assert np.abs(fallback.inner_scores - expected.inner_scores).max() < 1e-3
 
 
+def test_frame_layers_decode_small_cached_layers_once(monkeypatch):
+    """A cached layer that fits IN_MEMORY_BYTES in float32 is decoded once into an array (the engine reads a layer
+    several times per fit); a wider one stays memory-mapped; both give the same values."""
+    from brainlike.extract.frames import MappedLayer
+
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((6, 10, 4)).astype(np.float16)
+    offset = rng.standard_normal(4).astype(np.float32)
+
+    class Arrays:
+        def open(self, layer):
+            return MappedLayer(values, offset)
+
+    class Frames:
+        layers, arrays = ["a"], Arrays()
+
+    small = trf.FrameLayers(Frames())[0]
+    assert isinstance(small, np.ndarray) and small.dtype == np.float32
+    monkeypatch.setattr(trf, "IN_MEMORY_BYTES", values.size * 4 - 1)
+    wide = trf.FrameLayers(Frames())[0]
+    assert isinstance(wide, MappedLayer)
+    np.testing.assert_array_equal(small, wide[:, :, :])
+
+
 def test_randomized_pca_for_wide_layers_close_to_exact(monkeypatch):
     problem = synthetic_problem(n_stimuli=40, n_features=12, n_layers=1, n_targets=3, seed=8, width=60,
                                 spectrum=0.7 ** np.arange(12))

@@ -119,6 +119,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--pca", type=int, default=128)
     parser.add_argument("--subset-layers", type=int, default=1)
+    parser.add_argument("--subset-layer-index", type=int, nargs="+", default=None,
+                        help="these layer positions as the subset (default: --subset-layers spread from the first "
+                             "to the last); a representative wide layer makes the extrapolation fair")
     parser.add_argument("--subset-targets", type=int, default=1)
     parser.add_argument("--subset-alphas", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1,
@@ -198,7 +201,8 @@ def literal_comparison(args, layers, frame_times, responses, times, folds, lags,
     from trf_literal import literal_trf
 
     n_layers, n_targets, n_alpha = len(layers), responses.shape[2], len(ALPHAS)
-    layer_subset = list(np.linspace(0, n_layers - 1, min(args.subset_layers, n_layers)).round().astype(int))
+    layer_subset = list(np.linspace(0, n_layers - 1, min(args.subset_layers, n_layers)).round().astype(int)) \
+        if args.subset_layer_index is None else [int(i) for i in args.subset_layer_index]
     target_subset = list(range(min(args.subset_targets, n_targets)))
     alpha_subset = ALPHAS[np.linspace(0, n_alpha - 1, min(args.subset_alphas, n_alpha)).round().astype(int)]
     features = Subset(layers, layer_subset)
@@ -220,7 +224,8 @@ def literal_comparison(args, layers, frame_times, responses, times, folds, lags,
     fits_full = inner_fits * n_layers * n_alpha * n_targets + n_folds * n_targets
     extrapolated = timings["prepare"] / prep_subset * prep_full + timings["ridge"] / fits_subset * fits_full
     return {
-        "subset": {"layers": [int(i) for i in layer_subset], "targets": target_subset,
+        "subset": {"layers": [int(i) for i in layer_subset],
+                   "layer_widths": [int(a.shape[2]) for a in features.arrays], "targets": target_subset,
                    "alphas": [float(a) for a in alpha_subset]},
         "literal_subset_s": round(literal_s, 2), "engine_subset_s": round(subset_s, 2),
         "literal_subset_wall_s": round(literal_wall, 2), "engine_subset_wall_s": round(subset_wall, 2),

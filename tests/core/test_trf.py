@@ -134,6 +134,53 @@ def test_float32_torch_backend_matches_float64():
     assert np.abs(reference.inner_scores - single.inner_scores).max() < 1e-3
 
 
+def test_float32_eigensolver_failure_falls_back_to_float64(monkeypatch):
+    """torch's float32 eigh can fail to converge on an ill-conditioned Gram (silero-vad@random on ecog-nh2022): the
+    engine then decomposes that matrix in float64 and the run ends with the same results as a converging one."""
+    import torch
+
+    problem = synthetic_problem(n_stimuli=40, n_features=20, n_layers=2, n_targets=3, n_bins=15, noise=1.0, seed=3)
+    kwargs = dict(lags=range(5), pca=10, alphas=np.logspace(-1, 9, 21))
+    expected = run(problem, backend=TorchBackend("cpu"), **kwargs)
+    real_eigh, calls = torch.linalg.eigh, []
+
+    def flaky(matrix, *args, **kw):
+        calls.append(matrix.dtype)
+        if matrix.dtype == torch.float32:
+            raise torch.linalg.LinAlgError("linalg.eigh: The algorithm failed to converge")
+        return real_eigh(matrix, *args, **kw)
+
+    monkeypatch.setattr(torch.linalg, "eigh", flaky)
+    fallback = run(problem, backend=TorchBackend("cpu"), **kwargs)
+    assert torch.float64 in calls
+    assert np.abs(fallback.scores - expected.scores).max() < 1e-4
+    assert np.abs(fallback.inner_scores - expected.inner_scores).max() < 1e-3
+
+
+def test_frame_layers_decode_small_cached_layers_once(monkeypatch):
+    """A cached layer that fits IN_MEMORY_BYTES in float32 is decoded once into an array (the engine reads a layer
+    several times per fit); a wider one stays memory-mapped; both give the same values."""
+    from brainlike.extract.frames import MappedLayer
+
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((6, 10, 4)).astype(np.float16)
+    offset = rng.standard_normal(4).astype(np.float32)
+
+    class Arrays:
+        def open(self, layer):
+            return MappedLayer(values, offset)
+
+    class Frames:
+        layers, arrays = ["a"], Arrays()
+
+    small = trf.FrameLayers(Frames())[0]
+    assert isinstance(small, np.ndarray) and small.dtype == np.float32
+    monkeypatch.setattr(trf, "IN_MEMORY_BYTES", values.size * 4 - 1)
+    wide = trf.FrameLayers(Frames())[0]
+    assert isinstance(wide, MappedLayer)
+    np.testing.assert_array_equal(small, wide[:, :, :])
+
+
 def test_randomized_pca_for_wide_layers_close_to_exact(monkeypatch):
     problem = synthetic_problem(n_stimuli=40, n_features=12, n_layers=1, n_targets=3, seed=8, width=60,
                                 spectrum=0.7 ** np.arange(12))

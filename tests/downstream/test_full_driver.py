@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 from scipy import stats
 
 from brainlike.results import Results
+from load_script import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "downstream_full.py"
 TRAINED = {"yamnet": 0.50, "aisfx": 0.42, "soundnet": 0.30, "silero-vad": 0.36}
@@ -18,10 +18,7 @@ TWINS = {"yamnet@random": 0.20, "aisfx@random": 0.26, "soundnet@random": 0.12}
 
 @pytest.fixture(scope="module")
 def driver():
-    spec = importlib.util.spec_from_file_location("downstream_full", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def _brain_folders(root: Path) -> None:

@@ -11,18 +11,14 @@ import pytest
 from brainlike.models.registry import load_model
 from brainlike.models.zoo import store, tempocnn
 from brainlike.models.zoo.tempocnn import VARIANTS, TempoCNNModel, probabilities_to_bpm
+from load_script import load_script
 
 REFERENCE = Path(__file__).parent / "reference"
 ZOO_ROOT = store.zoo_root()
 
 
 def _reference_signals():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_ref", REFERENCE / "make_tempocnn_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REFERENCE / "make_tempocnn_reference.py", "make_ref")
 
 
 def pretrained(name: str) -> TempoCNNModel:

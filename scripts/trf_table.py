@@ -39,9 +39,11 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def trf_records(results: Path) -> dict[str, list[dict]]:
     """Regression records of protocol trf per model (the baseline rows under their own name)."""
+    from brainlike.results import Results
+
     by_model: dict[str, list[dict]] = {}
-    for path in sorted(results.glob("*/records.jsonl")):
-        for r in read_jsonl(path):
+    for folder in sorted(path.parent for path in results.glob("*/records.jsonl")):
+        for r in Results.load(folder, require="records"):
             if r.get("protocol") == "trf" and r.get("metric") == "regression":
                 by_model.setdefault(r["model"], [])
                 if r["model"] == BASELINE and len(by_model[BASELINE]) > len(TARGETS):
@@ -54,7 +56,9 @@ def pepino_scores(path: Path | None) -> dict[str, float]:
     """Time-averaged pepino2025 regression R2 (aggregate ``all``) per model."""
     if path is None or not path.is_file():
         return {}
-    return {r["model"]: r["score"] for r in read_jsonl(path)
+    from brainlike.results import Results
+
+    return {r["model"]: r["score"] for r in Results.load(path)
             if r.get("metric") == "regression" and r.get("target") == "all" and r.get("protocol") == "pepino2025"}
 
 

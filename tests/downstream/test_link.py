@@ -247,6 +247,29 @@ def test_model_families_and_kinds():
         L.subset_models(["yamnet"], "pretrained")
 
 
+def test_same_network_twins_count_once():
+    models = ["musicnn-mtt", "musicnn-mtt@random", "musicnn-msd@random", "musicnn-vgg-msd@random", "yamnet@random"]
+    assert L.subset_models(models, "twins") == ["musicnn-mtt@random", "musicnn-vgg-msd@random", "yamnet@random"]
+    assert L.subset_models(models, "all") == ["musicnn-mtt", "musicnn-mtt@random", "musicnn-vgg-msd@random",
+                                              "yamnet@random"]
+    # alone, a duplicate twin stays
+    assert L.subset_models(["musicnn-msd@random"], "twins") == ["musicnn-msd@random"]
+
+
+@pytest.mark.parametrize("twin, same", sorted(L.SAME_NETWORK_TWINS.items()))
+def test_declared_same_network_twins_are_one_network(twin, same):
+    """The declaration holds: both twins have identical parameters and buffers (and a different model does not)."""
+    torch = pytest.importorskip("torch")
+    from brainlike.models.registry import load_model
+
+    first, second = load_model(twin), load_model(same)
+    a, b = first.module.state_dict(), second.module.state_dict()
+    assert list(a) == list(b)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    other = load_model("musicnn-vgg-mtt@random" if "vgg" not in twin else "musicnn-mtt@random").module.state_dict()
+    assert list(other) != list(a)
+
+
 def test_link_command_with_subsets(tmp_path, capsys):
     from brainlike.cli import main
 

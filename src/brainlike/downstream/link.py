@@ -9,7 +9,9 @@ over models (models resampled with replacement; resamples where either variable 
 over model families (:data:`FAMILIES`: families resampled with replacement).
 
 Subsets of models (:data:`SUBSETS`): ``all``; ``trained`` (pretrained models only: no random twins, no baselines,
-no random-features control); ``twins`` (the random-init twins ``NAME@random`` only). The global downstream score
+no random-features control); ``twins`` (the random-init twins ``NAME@random`` only). A twin that is the same network
+as another (:data:`SAME_NETWORK_TWINS`: one architecture, one seed) counts once, in ``all`` and ``twins``. The
+global downstream score
 is recomputed within each subset (:func:`brainlike.downstream.evaluate.global_scores` on the subset's records).
 Per subset and brain score kind, the per-task x per-target correlations get Benjamini-Hochberg q-values
 (``pearson_q``, ``spearman_q``) across tasks x targets.
@@ -28,7 +30,7 @@ from brainlike.align.stats import correlate
 from brainlike.errors import BrainlikeError
 
 __all__ = ["N_BOOTSTRAP", "BRAIN_KEY", "MAX_TARGETS", "LinkInputs", "read_inputs", "brain_table", "downstream_table",
-           "link", "brain_label", "table1", "scatter_plots", "write_link"]
+           "link", "brain_label", "table1", "scatter_plots", "write_link", "SAME_NETWORK_TWINS"]
 
 N_BOOTSTRAP = 2000
 BRAIN_KEY = ("dataset", "metric", "protocol", "selection", "roi", "control", "part", "target")
@@ -45,6 +47,15 @@ FAMILIES: dict[str, tuple[str, ...]] = {
                  "tempocnn-shallowtemp", "tempocnn-mazurka"),  # one author, one task, shared training sets
     "musicnn": ("musicnn-mtt", "musicnn-msd", "musicnn-vgg-mtt", "musicnn-vgg-msd"),  # two architectures x two sets
     "dnsmos": ("dnsmos-p808", "dnsmos-p835"),  # DNS Challenge MOS predictors, same ratings source
+}
+
+
+#: Random twins that are the same network as another twin: the two trained models share one architecture and the
+#: twins one seed, so their weights, activations and scores are identical (tested in tests/downstream/test_link.py).
+#: The key is dropped from a subset whenever the value is in it, so a pair counts as one model.
+SAME_NETWORK_TWINS: dict[str, str] = {
+    "musicnn-msd@random": "musicnn-mtt@random",
+    "musicnn-vgg-msd@random": "musicnn-vgg-mtt@random",
 }
 
 
@@ -70,13 +81,16 @@ def model_kind(spec: str) -> str:
 
 
 def subset_models(models: Sequence[str], subset: str) -> list[str]:
-    """The models of ``subset`` (:data:`SUBSETS`) among ``models``, in their order."""
+    """The models of ``subset`` (:data:`SUBSETS`) among ``models``, in their order; a twin of
+    :data:`SAME_NETWORK_TWINS` is left out when the twin it duplicates is present."""
     if subset not in SUBSETS:
         raise BrainlikeError(f"unknown model subset {subset!r}; choose from {', '.join(SUBSETS)}")
+    present = set(models)
+    distinct = [m for m in models if SAME_NETWORK_TWINS.get(m) not in present]
     if subset == "all":
-        return list(models)
+        return distinct
     wanted = "trained" if subset == "trained" else "twin"
-    return [m for m in models if model_kind(m) == wanted]
+    return [m for m in distinct if model_kind(m) == wanted]
 
 
 @dataclass

@@ -40,7 +40,7 @@ from brainlike.align.ridge import NULL_TOLERANCE
 from brainlike.errors import ProtocolError
 
 __all__ = ["ALPHAS", "LAGS", "RATE", "PCA_COMPONENTS", "WINDOW", "N_NULL", "EXACT_PCA_MAX", "RANDOMIZED_PCA",
-           "CHUNK_BYTES", "IN_MEMORY_BYTES", "parse_lags", "lag_bins", "alpha_grid", "check_lag_window",
+           "CHUNK_BYTES", "IN_MEMORY_BYTES", "LAYER_MEMORY_BYTES", "LAYER_MEMORY_FRACTION", "parse_lags", "lag_bins", "alpha_grid", "check_lag_window",
            "response_frames", "at_rate", "FrameLayers", "TRFResult", "run_trf", "pooled_r", "lagged_gram",
            "lagged_cross", "primal_weights", "kernel_weights", "time_curves", "category_curves", "null_band",
            "window_score", "latencies", "layer_scores"]
@@ -58,8 +58,12 @@ RANDOMIZED_PCA = {"oversamples": 10, "power_iterations": 4, "warm_power_iteratio
 CHUNK_BYTES = 256 * 2 ** 20
 """Feature chunks are sized to hold at most this many bytes of one block of activations."""
 IN_MEMORY_BYTES = 2 ** 30
-"""Cached layers up to this size in float32 are decoded into memory once per layer; wider ones are streamed from the
-memory-mapped cache in feature chunks (each pass decoding float16 again)."""
+"""``FrameLayers(decode=True)`` decodes cached layers up to this size in float32 into memory when accessed."""
+LAYER_MEMORY_BYTES = 6 * 2 ** 30
+LAYER_MEMORY_FRACTION = 1 / 3
+"""The engine copies a layer's frames (the window every lagged row reads, sounds sorted by fold, pre-centred) into
+one contiguous array when it takes at most min(LAYER_MEMORY_BYTES, LAYER_MEMORY_FRACTION x available memory);
+wider layers are streamed from the memory-mapped cache in feature chunks (each pass decoding float16 again)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -146,10 +150,12 @@ def at_rate(dataset, rate: float):
 
 class FrameLayers(Sequence):
     """Each layer of a FrameActivations when accessed: memory-mapped from the frame cache where possible (wide
-    layers are then streamed in feature chunks), else the in-memory array."""
+    layers are then streamed in feature chunks), else the in-memory array. ``decode=False`` never decodes a
+    mapped layer here (run_trf copies the frames it reads into memory itself when they fit)."""
 
-    def __init__(self, frames) -> None:
+    def __init__(self, frames, decode: bool = True) -> None:
         self.frames = frames
+        self.decode = decode
 
     def __len__(self) -> int:
         return len(self.frames.layers)
@@ -162,7 +168,8 @@ class FrameLayers(Sequence):
         mapped = arrays.open(layer)
         # the engine reads a layer 5-7 times per fit (z-score statistics, randomized PCA passes, scores of the
         # training and test sounds): decoding the float16 cache once cut crepe-tiny conv1 (16,384 wide) by ~20% CPU
-        return np.asarray(mapped) if 4 * int(np.prod(mapped.shape)) <= IN_MEMORY_BYTES else mapped
+        small = 4 * int(np.prod(mapped.shape)) <= IN_MEMORY_BYTES
+        return np.asarray(mapped) if self.decode and small else mapped
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -396,20 +403,73 @@ class _LayerFits:
         self.forms: set[str] = set()
         self._warm = None  # randomized PCA: the previous fit's basis
         self.stats = _FoldStatistics(x, index, plan, scatter=self.pca_solver == "exact")
+        # In memory (when the frames fit): sounds sorted by fold, so that every training or test set is a union of
+        # at most three ranges of consecutive sounds and each pass is plain matrix products on views.
+        self.order = np.argsort(plan.folds, kind="stable")
+        self.bounds = np.concatenate([[0], np.cumsum([len(t) for t in plan.outer_test])])
+        self.frames = self._in_memory(x)
+
+    # -- in memory -----------------------------------------------------------------------------------------------
+    def _in_memory(self, x):
+        """The frames any lagged row reads, (n_stimuli sorted by fold, n_frames, n_features), minus the overall
+        feature means (``stats.shift``), in one contiguous array on the backend's device; None when it would take
+        more than the memory limit (:data:`LAYER_MEMORY_BYTES`)."""
+        float64 = "64" in str(self.backend.dtype)
+        dtype = np.float64 if float64 else np.float32
+        n_frames = self.last - self.first + 1
+        size = len(self.order) * n_frames * self.n_features * np.dtype(dtype).itemsize
+        if size > _memory_limit():
+            return None
+        frames = np.empty((len(self.order), n_frames, self.n_features), dtype=dtype)
+        bins = slice(self.first, self.last + 1)
+        for sounds in _sound_chunks(np.arange(len(self.order)), n_frames * self.n_features):
+            part = slice(int(sounds[0]), int(sounds[-1]) + 1)
+            # one rounding: float32 (or float64) of x - shift computed in float64
+            np.subtract(np.asarray(x[self.order[part], bins, :]), self.stats.shift, out=frames[part],
+                        casting="same_kind")
+        if self.backend.name == "torch":
+            return self.backend.torch.from_numpy(frames).to(self.backend.device)
+        return frames
+
+    def _ranges(self, folds: Sequence[int]) -> list[tuple[int, int]]:
+        """Ranges of sorted sounds holding the given folds, consecutive folds merged."""
+        ranges: list[tuple[int, int]] = []
+        for f in sorted(folds):
+            start, stop = int(self.bounds[f]), int(self.bounds[f + 1])
+            if ranges and ranges[-1][1] == start:
+                ranges[-1] = (ranges[-1][0], stop)
+            elif stop > start:
+                ranges.append((start, stop))
+        return ranges
+
+    def _kept(self, excluded: tuple[int, ...]) -> list[int]:
+        return [f for f in range(len(self.plan.fold_values)) if f not in excluded]
+
+    def _sounds(self, ranges: list[tuple[int, int]]) -> np.ndarray:
+        """Sound indices (original order) of sorted ranges."""
+        return np.concatenate([self.order[a:b] for a, b in ranges])
+
+    def _rows(self, a: int, b: int):
+        """Sorted sounds a..b as a (n_sounds * n_frames, n_features) view of the in-memory frames."""
+        return self.frames[a:b].reshape(-1, self.n_features)
 
     # -- per fit -------------------------------------------------------------------------------------------------
     def basis(self, train: np.ndarray, excluded: tuple[int, ...]):
-        """z-score (mean, scale) and PCA components (features x k, or None) of one training set."""
+        """z-score (mean, scale) and PCA components (features x k, or None) of one training set (``train``: its
+        sounds, in the order of the rows the randomized PCA reads)."""
         mean, scale, covariance = self.stats.combine(excluded)
         if not self.rotate:
             return mean, scale, None
         if self.pca_solver == "exact":
             return mean, scale, _top_eigenvectors(covariance / np.outer(scale, scale), self.k, self.backend)
         rng = np.random.default_rng([self.seed, *excluded])
-        return mean, scale, self._randomized_components(train, mean, scale, rng)
+        return mean, scale, self._randomized_components(train, mean, scale, rng, excluded)
 
-    def scores(self, sounds: np.ndarray, mean: np.ndarray, scale: np.ndarray, components):
-        """z-scored (and PCA) features of the frames any lagged row reads, (n_sounds, n_frames, k), backend."""
+    def scores(self, sounds: np.ndarray, mean: np.ndarray, scale: np.ndarray, components, ranges=None):
+        """z-scored (and PCA) features of the frames any lagged row reads, (n_sounds, n_frames, k), backend.
+        In memory, ``ranges`` (of sorted sounds, which ``sounds`` lists) are read instead."""
+        if self.frames is not None:
+            return self._scores_in_memory(ranges, mean, scale, components)
         b = self.backend
         bins = slice(self.first, self.last + 1)
         scores = None
@@ -423,19 +483,37 @@ class _LayerFits:
                 scores = part if scores is None else scores + part
         return scores
 
+    def _scores_in_memory(self, ranges, mean, scale, components):
+        """:meth:`scores` from the pre-centred frames X' = X - shift: with d = mean - shift (small),
+        z @ C = X' @ (C / scale) - (d / scale) @ C, one product per range of sounds."""
+        b = self.backend
+        relative = (mean - self.stats.shift) / scale  # float64 on the host
+        n_frames = self.last - self.first + 1
+        if components is None:
+            offset, inverse = b.asarray(relative), b.asarray(1.0 / scale)
+            parts = [b.asarray(self.frames[a:c]) * inverse - offset for a, c in ranges]
+        else:
+            weights = b.asarray(components / scale[:, None])
+            offset = b.asarray(relative @ components)
+            parts = [(b.asarray(self._rows(a, c)) @ weights - offset).reshape(c - a, n_frames, -1)
+                     for a, c in ranges]
+        return parts[0] if len(parts) == 1 else _cat(b, parts, axis=0)
+
     def lag(self, scores):
         """The lagged design (n_sounds * n_bins, n_lags * k) of frame scores."""
         lagged = scores[:, _index(self.backend, self.reads), :]  # (n_sounds, n_bins, n_lags, k)
         return lagged.reshape(scores.shape[0] * self.reads.shape[0], -1)
 
-    def fit(self, excluded: tuple[int, ...], tests: list[np.ndarray], alphas: np.ndarray):
-        """Fit on all folds but ``excluded``; predictions (n_alpha, n_test, n_bins, t) for each test set and lag
+    def fit(self, excluded: tuple[int, ...], test_folds: Sequence[int], alphas: np.ndarray):
+        """Fit on all folds but ``excluded``; predictions (n_alpha, n_test, n_bins, t) for each test fold and lag
         profiles (n_lags, n_alpha, t)."""
         b = self.backend
         plan = self.plan
-        train = plan.train_without(excluded)
+        ranges = self._ranges(self._kept(excluded)) if self.frames is not None else None
+        # in memory the training sounds come sorted by fold (rows in any order give the same fit)
+        train = self._sounds(ranges) if ranges is not None else plan.train_without(excluded)
         mean, scale, components = self.basis(train, excluded)
-        scores = self.scores(train, mean, scale, components)
+        scores = self.scores(train, mean, scale, components, ranges)
         y = plan.responses[train] - plan.mean_course(train)
         y = y.reshape(-1, y.shape[-1])
         # the intercept in float64 on the host: deviations have mean ~1e-17 there, ~1e-8 in float32, and a
@@ -455,8 +533,9 @@ class _LayerFits:
         n_alpha, n_targets = len(alphas), y.shape[1]
         flat = weights.reshape(weights.shape[0], -1)
         outputs = []
-        for test in tests:
-            d_test = self.lag(self.scores(test, mean, scale, components)) - x_mean
+        for f in test_folds:
+            test = plan.outer_test[f]  # = the sorted sounds of range f, in the same order
+            d_test = self.lag(self.scores(test, mean, scale, components, self._ranges([f]))) - x_mean
             preds = b.to_numpy(d_test @ flat).astype(np.float64).reshape(len(test), -1, n_alpha, n_targets) + y_mean
             outputs.append(np.moveaxis(preds, 2, 0))
         width = weights.shape[0] // len(self.lags)
@@ -475,7 +554,7 @@ class _LayerFits:
         blocks: dict[int, dict[int, _Moments]] = {o: {} for o in range(n_folds)}
         for pair in plan.pairs:
             observed = plan.mean_course(plan.train_without(pair))
-            predicted, _ = self.fit(pair, [plan.outer_test[f] for f in pair], alphas)
+            predicted, _ = self.fit(pair, pair, alphas)
             for (held, outer), preds in zip((pair, pair[::-1]), predicted):
                 blocks[outer][held] = _Moments(preds, plan.responses[plan.outer_test[held]] - observed)
         grid = np.zeros((n_folds, len(alphas), n_targets))
@@ -487,12 +566,13 @@ class _LayerFits:
             r = _Moments.pooled_r([blocks[o][i] for i in range(n_folds) if i != o])
             grid[o] = np.maximum(r, 0) ** 2
             chosen[o] = np.argmax(grid[o], axis=0)
-            (outer,), profile = self.fit((o,), [plan.outer_test[o]], alphas)
+            (outer,), profile = self.fit((o,), [o], alphas)
             predictions[plan.outer_test[o]] = outer[chosen[o], :, :, columns].transpose(1, 2, 0)
             profiles[o] = profile[:, chosen[o], columns]
         return grid, alphas[chosen], predictions, profiles
 
-    def _randomized_components(self, train: np.ndarray, mean: np.ndarray, scale: np.ndarray, rng):
+    def _randomized_components(self, train: np.ndarray, mean: np.ndarray, scale: np.ndarray, rng,
+                               excluded: tuple[int, ...] = ()):
         """Top-k right singular vectors of the z-scored training rows by randomized subspace iteration (float32,
         on the backend's device). The first fit of a layer starts from a seeded Gaussian sketch with
         ``power_iterations`` passes; later fits (training sets overlapping it by most of their sounds) start from
@@ -505,6 +585,9 @@ class _LayerFits:
         else:
             start, iterations = self._warm, RANDOMIZED_PCA["warm_power_iterations"]
         start = ops.asarray(start)
+        if self.frames is not None:
+            return self._randomized_in_memory(self._ranges(self._kept(excluded)), mean, scale, start, iterations,
+                                              ops)
 
         def blocks():
             for cols in _chunks(self.n_features, n_rows, itemsize=4):
@@ -517,6 +600,41 @@ class _LayerFits:
             sample = sum(z @ (z.T @ q) for _, z in blocks())
         q = ops.orthonormal(sample)
         projected = ops.cat([q.T @ z for _, z in blocks()], axis=1)  # (width, n_features)
+        vt = ops.right_singular_vectors(projected)
+        self._warm = vt.T
+        return ops.to_numpy(vt[:self.k].T).astype(np.float64)
+
+
+    def _randomized_in_memory(self, ranges, mean, scale, start, iterations, ops):
+        """The same subspace iteration on the pre-centred in-memory frames X' (z = (X' - d) / s, d = mean - shift):
+        z @ W = X' @ (W / s) - (d / s) @ W and z.T @ Q = (X'.T @ Q - d Q.sum(0)) / s, one product per range of
+        sorted sounds. Products read every frame of the window; the rows of Q outside the response bins are zero."""
+        n_frames, n_bins = self.last - self.first + 1, len(self.index)
+        rows = slice(int(self.index.min()) - self.first, int(self.index.min()) - self.first + n_bins)
+        relative = ops.asarray((mean - self.stats.shift) / scale)  # d / s
+        inverse = ops.asarray(1.0 / scale)[:, None]
+        shift = ops.asarray(mean - self.stats.shift)[:, None]  # d
+        views = [(ops.asarray(self._rows(a, c)), c - a) for a, c in ranges]
+
+        def times(w):  # z @ w, (n_rows, width)
+            scaled = w * inverse
+            parts = [(x @ scaled).reshape(n, n_frames, -1)[:, rows].reshape(n * n_bins, -1) for x, n in views]
+            return ops.cat(parts, axis=0) - relative @ w
+
+        def transposed_times(q):  # z.T @ q, (n_features, width)
+            total, position = None, 0
+            for x, n in views:
+                padded = ops.zeros((n, n_frames, q.shape[1]))
+                padded[:, rows] = q[position:position + n * n_bins].reshape(n, n_bins, -1)
+                position += n * n_bins
+                part = x.T @ padded.reshape(n * n_frames, -1)
+                total = part if total is None else total + part
+            return (total - shift * q.sum(0)[None, :]) * inverse
+
+        sample = times(start)
+        for _ in range(iterations):
+            sample = times(transposed_times(ops.orthonormal(sample)))
+        projected = transposed_times(ops.orthonormal(sample)).T  # (width, n_features)
         vt = ops.right_singular_vectors(projected)
         self._warm = vt.T
         return ops.to_numpy(vt[:self.k].T).astype(np.float64)
@@ -541,6 +659,11 @@ class _Float32:
 
     def orthonormal(self, x):
         return self.torch.linalg.qr(x)[0] if self.torch is not None else np.linalg.qr(x)[0]
+
+    def zeros(self, shape):
+        if self.torch is not None:
+            return self.torch.zeros(shape, dtype=self.torch.float32, device=self.device)
+        return np.zeros(shape, dtype=np.float32)
 
     def cat(self, arrays, axis: int):
         return self.torch.cat(arrays, axis) if self.torch is not None else np.concatenate(arrays, axis)
@@ -768,6 +891,27 @@ def _chunks(n_features: int, n_rows: int, itemsize: int = 8) -> list[slice]:
     """Feature slices holding at most CHUNK_BYTES of ``itemsize``-byte values for ``n_rows`` rows."""
     width = max(1, CHUNK_BYTES // (itemsize * max(n_rows, 1)))
     return [slice(s, min(s + width, n_features)) for s in range(0, n_features, width)]
+
+
+def _memory_limit() -> int:
+    """Bytes a layer's in-memory frames may take: min(LAYER_MEMORY_BYTES, LAYER_MEMORY_FRACTION x available)."""
+    available = None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if available is None:
+        import os
+
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = LAYER_MEMORY_BYTES
+    return int(min(LAYER_MEMORY_BYTES, LAYER_MEMORY_FRACTION * available))
 
 
 def _sound_chunks(sounds: np.ndarray, values_per_sound: int) -> list[np.ndarray]:

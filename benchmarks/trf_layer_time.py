@@ -11,6 +11,7 @@ so that two versions of the engine can be compared::
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import resource
 import sys
@@ -36,6 +37,8 @@ def main() -> None:
     from brainlike.align.backend import TorchBackend
 
     layers, frame_times, responses, times, folds, names = real(args.model)
+    if "decode" in inspect.signature(trf.FrameLayers).parameters:  # as protocol trf reads them
+        layers = trf.FrameLayers(layers.frames, decode=False)
     chosen = [names.index(n) for n in args.layers] if args.layers else list(range(len(names)))
 
     class Chosen:

@@ -402,18 +402,26 @@ class _LayerFits:
             raise ProtocolError("response bins must be consecutive frame bins")
         self.forms: set[str] = set()
         self._warm = None  # randomized PCA: the previous fit's basis
-        self.stats = _FoldStatistics(x, index, plan, scatter=self.pca_solver == "exact")
         # In memory (when the frames fit): sounds sorted by fold, so that every training or test set is a union of
         # at most three ranges of consecutive sounds and each pass is plain matrix products on views.
         self.order = np.argsort(plan.folds, kind="stable")
         self.bounds = np.concatenate([[0], np.cumsum([len(t) for t in plan.outer_test])])
-        self.frames = self._in_memory(x)
+        scatter = self.pca_solver == "exact"
+        frames = self._decode(x)
+        if frames is None:
+            self.stats = _FoldStatistics(x, index, plan, scatter)
+            self.frames = None
+        else:
+            rows = slice(int(index.min()) - self.first, int(index.max()) - self.first + 1)
+            self.stats = _FoldStatistics.from_frames(frames, rows, self.bounds, scatter)
+            self.frames = self.backend.torch.from_numpy(frames).to(self.backend.device) \
+                if self.backend.name == "torch" else frames
 
     # -- in memory -----------------------------------------------------------------------------------------------
-    def _in_memory(self, x):
-        """The frames any lagged row reads, (n_stimuli sorted by fold, n_frames, n_features), minus the overall
-        feature means (``stats.shift``), in one contiguous array on the backend's device; None when it would take
-        more than the memory limit (:data:`LAYER_MEMORY_BYTES`)."""
+    def _decode(self, x) -> np.ndarray | None:
+        """The frames any lagged row reads, (n_stimuli sorted by fold, n_frames, n_features), in one contiguous
+        host array (float32, float64 for a float64 backend), read once; None when it would take more than the
+        memory limit (:func:`_memory_limit`). :meth:`_FoldStatistics.from_frames` then centres it in place."""
         float64 = "64" in str(self.backend.dtype)
         dtype = np.float64 if float64 else np.float32
         n_frames = self.last - self.first + 1
@@ -422,13 +430,8 @@ class _LayerFits:
             return None
         frames = np.empty((len(self.order), n_frames, self.n_features), dtype=dtype)
         bins = slice(self.first, self.last + 1)
-        for sounds in _sound_chunks(np.arange(len(self.order)), n_frames * self.n_features):
-            part = slice(int(sounds[0]), int(sounds[-1]) + 1)
-            # one rounding: float32 (or float64) of x - shift computed in float64
-            np.subtract(np.asarray(x[self.order[part], bins, :]), self.stats.shift, out=frames[part],
-                        casting="same_kind")
-        if self.backend.name == "torch":
-            return self.backend.torch.from_numpy(frames).to(self.backend.device)
+        for part in _sound_ranges(len(self.order), n_frames * self.n_features):
+            frames[part] = x[self.order[part], bins, :]
         return frames
 
     def _ranges(self, folds: Sequence[int]) -> list[tuple[int, int]]:
@@ -728,6 +731,35 @@ class _FoldStatistics:
                 if scatter:
                     self.scatter[f] += block.T @ block
 
+    @classmethod
+    def from_frames(cls, frames: np.ndarray, rows: slice, bounds: np.ndarray, scatter: bool) -> "_FoldStatistics":
+        """The same statistics from in-memory frames (sounds sorted by fold: fold f is sounds bounds[f] to
+        bounds[f + 1]; ``rows``: the response bins among the frames), which are centred in place by the shift
+        (one rounding of x - shift); sums then run over the centred values."""
+        self = cls.__new__(cls)
+        n_sounds, _, n_features = frames.shape
+        n_rows = rows.stop - rows.start
+        per_sound = n_rows * n_features
+        self.counts = np.diff(bounds).astype(np.float64) * n_rows
+        self.shift = np.zeros(n_features)
+        for part in _sound_ranges(n_sounds, per_sound):
+            self.shift += frames[part, rows].sum(axis=(0, 1), dtype=np.float64)
+        self.shift /= n_sounds * n_rows
+        for part in _sound_ranges(n_sounds, frames.shape[1] * n_features):
+            np.subtract(frames[part], self.shift, out=frames[part], casting="same_kind")
+        n_folds = len(bounds) - 1
+        self.sums = np.zeros((n_folds, n_features))
+        self.squares = np.zeros((n_folds, n_features))
+        self.scatter = np.zeros((n_folds, n_features, n_features)) if scatter else None
+        for f in range(n_folds):
+            for part in _sound_ranges(int(bounds[f + 1] - bounds[f]), per_sound, start=int(bounds[f])):
+                block = frames[part, rows].reshape(-1, n_features).astype(np.float64)
+                self.sums[f] += block.sum(0)
+                self.squares[f] += (block * block).sum(0)
+                if scatter:
+                    self.scatter[f] += block.T @ block
+        return self
+
     def combine(self, excluded: tuple[int, ...]):
         """Mean, z-score scale (StandardScaler's: constant features 1) and covariance of a training set."""
         keep = np.setdiff1d(np.arange(len(self.counts)), excluded)
@@ -912,6 +944,12 @@ def _memory_limit() -> int:
         except (ValueError, OSError, AttributeError):
             available = LAYER_MEMORY_BYTES
     return int(min(LAYER_MEMORY_BYTES, LAYER_MEMORY_FRACTION * available))
+
+
+def _sound_ranges(n_sounds: int, values_per_sound: int, start: int = 0) -> list[slice]:
+    """Slices of consecutive sounds start..start + n_sounds holding at most CHUNK_BYTES of float64 values."""
+    size = max(1, CHUNK_BYTES // (8 * max(values_per_sound, 1)))
+    return [slice(start + s, start + min(s + size, n_sounds)) for s in range(0, n_sounds, size)]
 
 
 def _sound_chunks(sounds: np.ndarray, values_per_sound: int) -> list[np.ndarray]:

@@ -28,13 +28,14 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("--layers", nargs="*", default=None, help="layer names (default: all)")
     parser.add_argument("--save", default=None)
+    parser.add_argument("--backend", choices=["torch", "numpy"], default="torch", help="torch float32 or numpy float64")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
     from bench_trf import real
     from brainlike.align import trf
-    from brainlike.align.backend import TorchBackend
+    from brainlike.align.backend import NumpyBackend, TorchBackend
 
     layers, frame_times, responses, times, folds, names = real(args.model)
     if "decode" in inspect.signature(trf.FrameLayers).parameters:  # as protocol trf reads them
@@ -50,7 +51,7 @@ def main() -> None:
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
     result = trf.run_trf(Chosen(), frame_times, responses, times, folds, lags=trf.lag_bins((0.0, 0.5), 25.0),
-                         rate=25.0, backend=TorchBackend("cpu"), layers=[names[i] for i in chosen])
+                         rate=25.0, backend=TorchBackend("cpu") if args.backend == "torch" else NumpyBackend(), layers=[names[i] for i in chosen])
     row = {"model": args.model, "layers": [names[i] for i in chosen], "engine_cpu_s": round(time.process_time() - cpu0, 2),
            "engine_wall_s": round(time.perf_counter() - wall0, 2),
            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

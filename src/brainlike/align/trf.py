@@ -23,6 +23,15 @@ PCA: exact (eigendecomposition of the training covariance, from per-fold sums co
 up to ``EXACT_PCA_MAX`` features; wider layers use a seeded randomized PCA in float32 (Halko et al. 2011, as
 scikit-learn's PCA does by default for such shapes), warm-started from the layer's previous fit. Layers with at most K features are not rotated at all (PCA keeping every
 component is a rotation, which leaves ridge predictions unchanged).
+
+Memory: a layer whose frame window (the frames any lagged row reads) fits min(``LAYER_MEMORY_BYTES``,
+``LAYER_MEMORY_FRACTION`` x available memory) in the backend's float width is read once into one contiguous array,
+sounds sorted by fold (every training or test set is then at most three ranges of consecutive sounds) and centred
+by the overall per-feature mean (``_FoldStatistics.shift``). A fit's z-scoring is never materialised: with d the
+fit's mean minus that shift and s its scale, ``z @ W = X' @ (W / s) - (d / s) @ W`` and
+``z.T @ Q = (X'.T @ Q - d Q.sum(0)) / s``, so the PCA scores and the randomized-PCA passes are plain matrix
+products on views (the same mathematics as indexing and z-scoring the rows; only float rounding differs). Wider
+layers are streamed from the memory-mapped cache in feature chunks, indexing and z-scoring each block.
 """
 
 from __future__ import annotations

@@ -106,11 +106,13 @@ def test_memory_limit_and_sorted_ranges(monkeypatch):
     problem = synthetic_problem(n_stimuli=30, n_features=6, n_layers=1, n_targets=2, seed=23)
     problem["folds"] = np.random.default_rng(0).permutation(30) % 5
     layer = layer_fits(problem, NumpyBackend(), pca=0)
-    assert layer.frames.shape == (30, 24, 6) and layer.frames.flags.c_contiguous
+    # lags 0..4: 4 frames before the 20 response bins, then the response bins, each span contiguous
+    assert [part.shape for part in layer.frames] == [(30, 4, 6), (30, 20, 6)] and layer.body == 1
+    assert all(part.flags.c_contiguous for part in layer.frames)
     for f, test in enumerate(layer.plan.outer_test):
         np.testing.assert_array_equal(layer._sounds(layer._ranges([f])), test)
     assert layer._ranges([0, 1, 3]) == [(0, 12), (18, 24)]
-    monkeypatch.setattr(trf, "LAYER_MEMORY_BYTES", layer.frames.nbytes - 1)
+    monkeypatch.setattr(trf, "LAYER_MEMORY_BYTES", sum(part.nbytes for part in layer.frames) - 1)
     assert layer_fits(problem, NumpyBackend(), pca=0).frames is None
 
     values = np.zeros((6, 10, 4), dtype=np.float16)

@@ -416,32 +416,41 @@ class _LayerFits:
         self.order = np.argsort(plan.folds, kind="stable")
         self.bounds = np.concatenate([[0], np.cumsum([len(t) for t in plan.outer_test])])
         scatter = self.pca_solver == "exact"
-        frames = self._decode(x)
-        if frames is None:
+        # the window of frames any lagged row reads, in up to three blocks of frame bins: before the response bins,
+        # the response bins (``body``, the rows the PCA reads), after them
+        low, high = int(index.min()), int(index.max()) + 1
+        spans = [(self.first, low), (low, high), (high, self.last + 1)]
+        self.spans = [span for span in spans if span[1] > span[0]]
+        self.body = self.spans.index((low, high))
+        parts = self._decode(x)
+        self.frames = None
+        if parts is None:
             self.stats = _FoldStatistics(x, index, plan, scatter)
-            self.frames = None
         else:
-            rows = slice(int(index.min()) - self.first, int(index.max()) - self.first + 1)
-            self.stats = _FoldStatistics.from_frames(frames, rows, self.bounds, scatter)
-            self.frames = self.backend.torch.from_numpy(frames).to(self.backend.device) \
-                if self.backend.name == "torch" else frames
+            self.stats = _FoldStatistics.from_frames(parts, self.body, self.bounds, scatter)
+            if self.backend.name == "torch":
+                parts = [self.backend.torch.from_numpy(part).to(self.backend.device) for part in parts]
+            self.frames = parts
 
     # -- in memory -----------------------------------------------------------------------------------------------
-    def _decode(self, x) -> np.ndarray | None:
-        """The frames any lagged row reads, (n_stimuli sorted by fold, n_frames, n_features), in one contiguous
-        host array (float32, float64 for a float64 backend), read once; None when it would take more than the
-        memory limit (:func:`_memory_limit`). :meth:`_FoldStatistics.from_frames` then centres it in place."""
+    def _decode(self, x) -> list[np.ndarray] | None:
+        """The frames any lagged row reads, one contiguous host array (n_stimuli sorted by fold, span length,
+        n_features) per span of frame bins (float32, float64 for a float64 backend), read once; None when they
+        would take more than the memory limit (:func:`_memory_limit`). :meth:`_FoldStatistics.from_frames` then
+        centres them in place."""
         float64 = "64" in str(self.backend.dtype)
         dtype = np.float64 if float64 else np.float32
         n_frames = self.last - self.first + 1
         size = len(self.order) * n_frames * self.n_features * np.dtype(dtype).itemsize
         if size > _memory_limit():
             return None
-        frames = np.empty((len(self.order), n_frames, self.n_features), dtype=dtype)
-        bins = slice(self.first, self.last + 1)
-        for part in _sound_ranges(len(self.order), n_frames * self.n_features):
-            frames[part] = x[self.order[part], bins, :]
-        return frames
+        parts = []
+        for first, stop in self.spans:
+            part = np.empty((len(self.order), stop - first, self.n_features), dtype=dtype)
+            for sounds in _sound_ranges(len(self.order), (stop - first) * self.n_features):
+                part[sounds] = x[self.order[sounds], first:stop, :]
+            parts.append(part)
+        return parts
 
     def _ranges(self, folds: Sequence[int]) -> list[tuple[int, int]]:
         """Ranges of sorted sounds holding the given folds, consecutive folds merged."""
@@ -461,9 +470,9 @@ class _LayerFits:
         """Sound indices (original order) of sorted ranges."""
         return np.concatenate([self.order[a:b] for a, b in ranges])
 
-    def _rows(self, a: int, b: int):
-        """Sorted sounds a..b as a (n_sounds * n_frames, n_features) view of the in-memory frames."""
-        return self.frames[a:b].reshape(-1, self.n_features)
+    def _rows(self, part: int, a: int, b: int):
+        """Sorted sounds a..b of one span as a (n_sounds * span length, n_features) view of the in-memory frames."""
+        return self.frames[part][a:b].reshape(-1, self.n_features)
 
     # -- per fit -------------------------------------------------------------------------------------------------
     def basis(self, train: np.ndarray, excluded: tuple[int, ...]):
@@ -500,15 +509,23 @@ class _LayerFits:
         z @ C = X' @ (C / scale) - (d / scale) @ C, one product per range of sounds."""
         b = self.backend
         relative = (mean - self.stats.shift) / scale  # float64 on the host
-        n_frames = self.last - self.first + 1
         if components is None:
             offset, inverse = b.asarray(relative), b.asarray(1.0 / scale)
-            parts = [b.asarray(self.frames[a:c]) * inverse - offset for a, c in ranges]
+
+            def block(p, a, c):
+                return b.asarray(self.frames[p][a:c]) * inverse - offset
         else:
             weights = b.asarray(components / scale[:, None])
             offset = b.asarray(relative @ components)
-            parts = [(b.asarray(self._rows(a, c)) @ weights - offset).reshape(c - a, n_frames, -1)
-                     for a, c in ranges]
+
+            def block(p, a, c):
+                return (b.asarray(self._rows(p, a, c)) @ weights - offset).reshape(c - a, -1, weights.shape[1])
+
+        def sounds(a, c):  # every frame of sounds a..c
+            spans = [block(p, a, c) for p in range(len(self.frames))]
+            return spans[0] if len(spans) == 1 else _cat(b, spans, axis=1)
+
+        parts = [sounds(a, c) for a, c in ranges]
         return parts[0] if len(parts) == 1 else _cat(b, parts, axis=0)
 
     def lag(self, scores):
@@ -620,26 +637,22 @@ class _LayerFits:
     def _randomized_in_memory(self, ranges, mean, scale, start, iterations, ops):
         """The same subspace iteration on the pre-centred in-memory frames X' (z = (X' - d) / s, d = mean - shift):
         z @ W = X' @ (W / s) - (d / s) @ W and z.T @ Q = (X'.T @ Q - d Q.sum(0)) / s, one product per range of
-        sorted sounds. Products read every frame of the window; the rows of Q outside the response bins are zero."""
-        n_frames, n_bins = self.last - self.first + 1, len(self.index)
-        rows = slice(int(self.index.min()) - self.first, int(self.index.min()) - self.first + n_bins)
+        sorted sounds (the response-bin span: rows (sound, bin) in the order of ``train``)."""
         relative = ops.asarray((mean - self.stats.shift) / scale)  # d / s
         inverse = ops.asarray(1.0 / scale)[:, None]
         shift = ops.asarray(mean - self.stats.shift)[:, None]  # d
-        views = [(ops.asarray(self._rows(a, c)), c - a) for a, c in ranges]
+        views = [ops.asarray(self._rows(self.body, a, c)) for a, c in ranges]
 
         def times(w):  # z @ w, (n_rows, width)
             scaled = w * inverse
-            parts = [(x @ scaled).reshape(n, n_frames, -1)[:, rows].reshape(n * n_bins, -1) for x, n in views]
-            return ops.cat(parts, axis=0) - relative @ w
+            parts = [x @ scaled for x in views]
+            return (parts[0] if len(parts) == 1 else ops.cat(parts, axis=0)) - relative @ w
 
         def transposed_times(q):  # z.T @ q, (n_features, width)
             total, position = None, 0
-            for x, n in views:
-                padded = ops.zeros((n, n_frames, q.shape[1]))
-                padded[:, rows] = q[position:position + n * n_bins].reshape(n, n_bins, -1)
-                position += n * n_bins
-                part = x.T @ padded.reshape(n * n_frames, -1)
+            for x in views:
+                part = x.T @ q[position:position + x.shape[0]]
+                position += x.shape[0]
                 total = part if total is None else total + part
             return (total - shift * q.sum(0)[None, :]) * inverse
 
@@ -741,28 +754,30 @@ class _FoldStatistics:
                     self.scatter[f] += block.T @ block
 
     @classmethod
-    def from_frames(cls, frames: np.ndarray, rows: slice, bounds: np.ndarray, scatter: bool) -> "_FoldStatistics":
+    def from_frames(cls, parts: list[np.ndarray], body: int, bounds: np.ndarray, scatter: bool
+                    ) -> "_FoldStatistics":
         """The same statistics from in-memory frames (sounds sorted by fold: fold f is sounds bounds[f] to
-        bounds[f + 1]; ``rows``: the response bins among the frames), which are centred in place by the shift
-        (one rounding of x - shift); sums then run over the centred values."""
+        bounds[f + 1]; ``parts[body]``: the response bins), which are centred in place by the shift (one rounding
+        of x - shift); sums then run over the centred values."""
         self = cls.__new__(cls)
-        n_sounds, _, n_features = frames.shape
-        n_rows = rows.stop - rows.start
+        frames = parts[body]
+        n_sounds, n_rows, n_features = frames.shape
         per_sound = n_rows * n_features
         self.counts = np.diff(bounds).astype(np.float64) * n_rows
         self.shift = np.zeros(n_features)
-        for part in _sound_ranges(n_sounds, per_sound):
-            self.shift += frames[part, rows].sum(axis=(0, 1), dtype=np.float64)
+        for sounds in _sound_ranges(n_sounds, per_sound):
+            self.shift += frames[sounds].sum(axis=(0, 1), dtype=np.float64)
         self.shift /= n_sounds * n_rows
-        for part in _sound_ranges(n_sounds, frames.shape[1] * n_features):
-            np.subtract(frames[part], self.shift, out=frames[part], casting="same_kind")
+        for part in parts:
+            for sounds in _sound_ranges(n_sounds, part.shape[1] * n_features):
+                np.subtract(part[sounds], self.shift, out=part[sounds], casting="same_kind")
         n_folds = len(bounds) - 1
         self.sums = np.zeros((n_folds, n_features))
         self.squares = np.zeros((n_folds, n_features))
         self.scatter = np.zeros((n_folds, n_features, n_features)) if scatter else None
         for f in range(n_folds):
             for part in _sound_ranges(int(bounds[f + 1] - bounds[f]), per_sound, start=int(bounds[f])):
-                block = frames[part, rows].reshape(-1, n_features).astype(np.float64)
+                block = frames[part].reshape(-1, n_features).astype(np.float64)
                 self.sums[f] += block.sum(0)
                 self.squares[f] += (block * block).sum(0)
                 if scatter:

@@ -651,7 +651,7 @@ class _LayerFits:
         def transposed_times(q):  # z.T @ q, (n_features, width)
             total, position = None, 0
             for x in views:
-                part = x.T @ q[position:position + x.shape[0]]
+                part = ops.transposed_product(x, q[position:position + x.shape[0]])
                 position += x.shape[0]
                 total = part if total is None else total + part
             return (total - shift * q.sum(0)[None, :]) * inverse
@@ -685,10 +685,15 @@ class _Float32:
     def orthonormal(self, x):
         return self.torch.linalg.qr(x)[0] if self.torch is not None else np.linalg.qr(x)[0]
 
-    def zeros(self, shape):
+    def transposed_product(self, x, q):
+        """``x.T @ q`` for a tall x (rows, features). On the CPU both backends use numpy's BLAS for it, as
+        ``(q.T @ x).T``: torch's CPU product of a transposed view took ~1.5x as long for crepe-tiny conv1's shapes
+        (8,250 x 16,384 by 138: 0.62 vs 0.40 CPU s, one thread)."""
+        if self.torch is not None and x.device.type != "cpu":
+            return x.T @ q
         if self.torch is not None:
-            return self.torch.zeros(shape, dtype=self.torch.float32, device=self.device)
-        return np.zeros(shape, dtype=np.float32)
+            return self.torch.from_numpy((q.numpy().T @ x.numpy()).T)
+        return (q.T @ x).T
 
     def cat(self, arrays, axis: int):
         return self.torch.cat(arrays, axis) if self.torch is not None else np.concatenate(arrays, axis)

@@ -50,9 +50,11 @@ def main() -> None:
             return layers[chosen[i]]
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
+    backend = TorchBackend("cpu") if args.backend == "torch" else NumpyBackend()
     result = trf.run_trf(Chosen(), frame_times, responses, times, folds, lags=trf.lag_bins((0.0, 0.5), 25.0),
-                         rate=25.0, backend=TorchBackend("cpu") if args.backend == "torch" else NumpyBackend(), layers=[names[i] for i in chosen])
-    row = {"model": args.model, "layers": [names[i] for i in chosen], "engine_cpu_s": round(time.process_time() - cpu0, 2),
+                         rate=25.0, backend=backend, layers=[names[i] for i in chosen])
+    row = {"model": args.model, "layers": [names[i] for i in chosen],
+           "engine_cpu_s": round(time.process_time() - cpu0, 2),
            "engine_wall_s": round(time.perf_counter() - wall0, 2),
            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
            "widths": [int(layers[i].shape[2]) for i in chosen], "pca_solver": result.pca_solver}

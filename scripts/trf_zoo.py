@@ -13,6 +13,16 @@ Run it one model at a time on a shared machine, one thread per process::
         tempocnn-cnn tempocnn-cnn@random soundnet ...
 
 ``--extract-only`` / ``--score-only`` run one of the two steps.
+
+``--workers N`` runs N score processes at once (extractions stay one at a time, all of them first), longest predicted
+first (a static order: 4.5 + 4.6 x layers + 7 x thousand features CPU s, widths from a done twin's provenance,
+``bench_trf.ZOO_WIDTHS`` or the registry's layer count at 512 wide); each model's output goes to
+``OUT/logs/SPEC.log``; still one row per model in ``timings.jsonl``, then one summary row
+(``{"summary": "score batch", "wall_s": ...}``: wall seconds from the start of the first score to the end of the
+last, the sum of their CPU seconds) so that "the whole zoo in under 60 min" is one measured figure::
+
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 5 python scripts/trf_zoo.py --score-only --workers 2 \
+        --out docs/results/trf-ecog aisfx aisfx@random ...
 """
 
 from __future__ import annotations
@@ -22,7 +32,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -45,10 +57,13 @@ def main() -> None:
     parser.add_argument("--out", default="docs/results/trf-ecog")
     parser.add_argument("--extract-only", action="store_true")
     parser.add_argument("--score-only", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="score processes at once (default 1: in order)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "run.log"
+    if args.workers > 1 and not args.extract_only:
+        return parallel(args, out, log)
     for spec in args.models:
         folder = out / spec
         if (folder / "records.jsonl").is_file() and not args.extract_only:
@@ -63,11 +78,77 @@ def main() -> None:
                 _append(out, row)
                 continue
         if not args.extract_only:
-            row["score"] = timed(["brainlike", "-q", "score", spec, "--dataset", "ecog-nh2022", "--protocol", "trf",
-                                  "--backend", "torch", "--metric", "regression", "--out", str(folder)], log)
+            row["score"] = timed(score_command(spec, folder), log)
         row["load_average_end"] = os.getloadavg()
         _append(out, row)
         print(json.dumps(row), flush=True)
+
+
+def score_command(spec: str, folder: Path) -> list[str]:
+    return ["brainlike", "-q", "score", spec, "--dataset", "ecog-nh2022", "--protocol", "trf", "--backend", "torch",
+            "--metric", "regression", "--out", str(folder)]
+
+
+def predicted_cost(spec: str, out: Path) -> float:
+    """Static score CPU s estimate used only to order the batch (longest first)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_trf import ZOO_WIDTHS
+    from trf_table import REGISTRY_LAYERS, _widths
+
+    base = spec.split("@")[0]
+    widths = _widths(out / base) or _widths(out / (base + "@random")) or ZOO_WIDTHS.get(base)
+    if widths is None:
+        widths = [512] * REGISTRY_LAYERS.get(base, 8)
+    return 4.5 + 4.6 * len(widths) + 7.0 * sum(widths) / 1000
+
+
+def parallel(args, out: Path, log: Path) -> None:
+    """Extract one at a time (unless --score-only), then score ``--workers`` models at once, longest first."""
+    pending, rows = [], {}
+    for spec in args.models:
+        if (out / spec / "records.jsonl").is_file():
+            print(f"{spec}: done, skipped", flush=True)
+            continue
+        row = {"model": spec, "threads": os.environ.get("OMP_NUM_THREADS"), "workers": args.workers}
+        if not args.score_only:
+            row["extract"] = timed(["brainlike", "-q", "extract", spec, "--frames", "--rate", "25"], log)
+            if row["extract"]["rc"] != 0:
+                print(f"{spec}: extraction failed ({row['extract']})", flush=True)
+                _append(out, row)
+                continue
+        rows[spec] = row
+        pending.append(spec)
+    pending.sort(key=lambda spec: -predicted_cost(spec, out))
+    (out / "logs").mkdir(exist_ok=True)
+    lock = threading.Lock()
+
+    def score(spec: str) -> dict:
+        row = rows[spec]
+        row["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        row["load_average_start"] = os.getloadavg()
+        start = time.time()
+        row["score"] = timed(score_command(spec, out / spec), out / "logs" / f"{spec}.log")
+        row["score"]["start_unix"], row["score"]["end_unix"] = round(start, 2), round(time.time(), 2)
+        row["load_average_end"] = os.getloadavg()
+        with lock:
+            _append(out, row)
+            print(json.dumps(row), flush=True)
+        return row
+
+    if not pending:
+        return
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        done = list(pool.map(score, pending))
+    first = min(r["score"]["start_unix"] for r in done)
+    last = max(r["score"]["end_unix"] for r in done)
+    summary = {"summary": "score batch", "workers": args.workers, "models": [r["model"] for r in done],
+               "failed": [r["model"] for r in done if r["score"]["rc"] != 0],
+               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first)),
+               "wall_s": round(last - first, 2), "cpu_s": round(sum(r["score"]["cpu_s"] for r in done), 2),
+               "max_rss_mb": max(r["score"]["max_rss_mb"] for r in done), "threads": os.environ.get("OMP_NUM_THREADS")}
+    _append(out, summary)
+    print(json.dumps(summary), flush=True)
 
 
 def _append(out: Path, row: dict) -> None:

@@ -23,6 +23,15 @@ PCA: exact (eigendecomposition of the training covariance, from per-fold sums co
 up to ``EXACT_PCA_MAX`` features; wider layers use a seeded randomized PCA in float32 (Halko et al. 2011, as
 scikit-learn's PCA does by default for such shapes), warm-started from the layer's previous fit. Layers with at most K features are not rotated at all (PCA keeping every
 component is a rotation, which leaves ridge predictions unchanged).
+
+Memory: a layer whose frame window (the frames any lagged row reads) fits min(``LAYER_MEMORY_BYTES``,
+``LAYER_MEMORY_FRACTION`` x available memory) in the backend's float width is read once into one contiguous array,
+sounds sorted by fold (every training or test set is then at most three ranges of consecutive sounds) and centred
+by the overall per-feature mean (``_FoldStatistics.shift``). A fit's z-scoring is never materialised: with d the
+fit's mean minus that shift and s its scale, ``z @ W = X' @ (W / s) - (d / s) @ W`` and
+``z.T @ Q = (X'.T @ Q - d Q.sum(0)) / s``, so the PCA scores and the randomized-PCA passes are plain matrix
+products on views (the same mathematics as indexing and z-scoring the rows; only float rounding differs). Wider
+layers are streamed from the memory-mapped cache in feature chunks, indexing and z-scoring each block.
 """
 
 from __future__ import annotations
@@ -40,7 +49,8 @@ from brainlike.align.ridge import NULL_TOLERANCE
 from brainlike.errors import ProtocolError
 
 __all__ = ["ALPHAS", "LAGS", "RATE", "PCA_COMPONENTS", "WINDOW", "N_NULL", "EXACT_PCA_MAX", "RANDOMIZED_PCA",
-           "CHUNK_BYTES", "IN_MEMORY_BYTES", "parse_lags", "lag_bins", "alpha_grid", "check_lag_window",
+           "CHUNK_BYTES", "IN_MEMORY_BYTES", "LAYER_MEMORY_BYTES", "LAYER_MEMORY_FRACTION", "parse_lags", "lag_bins",
+           "alpha_grid", "check_lag_window",
            "response_frames", "at_rate", "FrameLayers", "TRFResult", "run_trf", "pooled_r", "lagged_gram",
            "lagged_cross", "primal_weights", "kernel_weights", "time_curves", "category_curves", "null_band",
            "window_score", "latencies", "layer_scores"]
@@ -58,8 +68,12 @@ RANDOMIZED_PCA = {"oversamples": 10, "power_iterations": 4, "warm_power_iteratio
 CHUNK_BYTES = 256 * 2 ** 20
 """Feature chunks are sized to hold at most this many bytes of one block of activations."""
 IN_MEMORY_BYTES = 2 ** 30
-"""Cached layers up to this size in float32 are decoded into memory once per layer; wider ones are streamed from the
-memory-mapped cache in feature chunks (each pass decoding float16 again)."""
+"""``FrameLayers(decode=True)`` decodes cached layers up to this size in float32 into memory when accessed."""
+LAYER_MEMORY_BYTES = 6 * 2 ** 30
+LAYER_MEMORY_FRACTION = 1 / 3
+"""The engine copies a layer's frames (the window every lagged row reads, sounds sorted by fold, pre-centred) into
+one contiguous array when it takes at most min(LAYER_MEMORY_BYTES, LAYER_MEMORY_FRACTION x available memory);
+wider layers are streamed from the memory-mapped cache in feature chunks (each pass decoding float16 again)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -146,10 +160,12 @@ def at_rate(dataset, rate: float):
 
 class FrameLayers(Sequence):
     """Each layer of a FrameActivations when accessed: memory-mapped from the frame cache where possible (wide
-    layers are then streamed in feature chunks), else the in-memory array."""
+    layers are then streamed in feature chunks), else the in-memory array. ``decode=False`` never decodes a
+    mapped layer here (run_trf copies the frames it reads into memory itself when they fit)."""
 
-    def __init__(self, frames) -> None:
+    def __init__(self, frames, decode: bool = True) -> None:
         self.frames = frames
+        self.decode = decode
 
     def __len__(self) -> int:
         return len(self.frames.layers)
@@ -162,7 +178,8 @@ class FrameLayers(Sequence):
         mapped = arrays.open(layer)
         # the engine reads a layer 5-7 times per fit (z-score statistics, randomized PCA passes, scores of the
         # training and test sounds): decoding the float16 cache once cut crepe-tiny conv1 (16,384 wide) by ~20% CPU
-        return np.asarray(mapped) if 4 * int(np.prod(mapped.shape)) <= IN_MEMORY_BYTES else mapped
+        small = 4 * int(np.prod(mapped.shape)) <= IN_MEMORY_BYTES
+        return np.asarray(mapped) if self.decode and small else mapped
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -395,21 +412,86 @@ class _LayerFits:
             raise ProtocolError("response bins must be consecutive frame bins")
         self.forms: set[str] = set()
         self._warm = None  # randomized PCA: the previous fit's basis
-        self.stats = _FoldStatistics(x, index, plan, scatter=self.pca_solver == "exact")
+        # In memory (when the frames fit): sounds sorted by fold, so that every training or test set is a union of
+        # at most three ranges of consecutive sounds and each pass is plain matrix products on views.
+        self.order = np.argsort(plan.folds, kind="stable")
+        self.bounds = np.concatenate([[0], np.cumsum([len(t) for t in plan.outer_test])])
+        scatter = self.pca_solver == "exact"
+        # the window of frames any lagged row reads, in up to three blocks of frame bins: before the response bins,
+        # the response bins (``body``, the rows the PCA reads), after them
+        low, high = int(index.min()), int(index.max()) + 1
+        spans = [(self.first, low), (low, high), (high, self.last + 1)]
+        self.spans = [span for span in spans if span[1] > span[0]]
+        self.body = self.spans.index((low, high))
+        parts = self._decode(x)
+        self.frames = None
+        if parts is None:
+            self.stats = _FoldStatistics(x, index, plan, scatter)
+        else:
+            self.stats = _FoldStatistics.from_frames(parts, self.body, self.bounds, scatter)
+            if self.backend.name == "torch":
+                parts = [self.backend.torch.from_numpy(part).to(self.backend.device) for part in parts]
+            self.frames = parts
+
+    # -- in memory -----------------------------------------------------------------------------------------------
+    def _decode(self, x) -> list[np.ndarray] | None:
+        """The frames any lagged row reads, one contiguous host array (n_stimuli sorted by fold, span length,
+        n_features) per span of frame bins (float32, float64 for a float64 backend), read once; None when they
+        would take more than the memory limit (:func:`_memory_limit`). :meth:`_FoldStatistics.from_frames` then
+        centres them in place."""
+        float64 = "64" in str(self.backend.dtype)
+        dtype = np.float64 if float64 else np.float32
+        n_frames = self.last - self.first + 1
+        size = len(self.order) * n_frames * self.n_features * np.dtype(dtype).itemsize
+        if size > _memory_limit():
+            return None
+        parts = []
+        for first, stop in self.spans:
+            part = np.empty((len(self.order), stop - first, self.n_features), dtype=dtype)
+            for sounds in _sound_ranges(len(self.order), (stop - first) * self.n_features):
+                part[sounds] = x[self.order[sounds], first:stop, :]
+            parts.append(part)
+        return parts
+
+    def _ranges(self, folds: Sequence[int]) -> list[tuple[int, int]]:
+        """Ranges of sorted sounds holding the given folds, consecutive folds merged."""
+        ranges: list[tuple[int, int]] = []
+        for f in sorted(folds):
+            start, stop = int(self.bounds[f]), int(self.bounds[f + 1])
+            if ranges and ranges[-1][1] == start:
+                ranges[-1] = (ranges[-1][0], stop)
+            elif stop > start:
+                ranges.append((start, stop))
+        return ranges
+
+    def _kept(self, excluded: tuple[int, ...]) -> list[int]:
+        return [f for f in range(len(self.plan.fold_values)) if f not in excluded]
+
+    def _sounds(self, ranges: list[tuple[int, int]]) -> np.ndarray:
+        """Sound indices (original order) of sorted ranges."""
+        return np.concatenate([self.order[a:b] for a, b in ranges])
+
+    def _rows(self, part: int, a: int, b: int):
+        """Sorted sounds a..b of one span as a (n_sounds * span length, n_features) view of the in-memory frames."""
+        return self.frames[part][a:b].reshape(-1, self.n_features)
 
     # -- per fit -------------------------------------------------------------------------------------------------
     def basis(self, train: np.ndarray, excluded: tuple[int, ...]):
-        """z-score (mean, scale) and PCA components (features x k, or None) of one training set."""
+        """z-score (mean, scale) and PCA components (features x k, or None) of one training set (``train``: its
+        sounds, in the order of the rows the randomized PCA reads)."""
         mean, scale, covariance = self.stats.combine(excluded)
         if not self.rotate:
             return mean, scale, None
         if self.pca_solver == "exact":
             return mean, scale, _top_eigenvectors(covariance / np.outer(scale, scale), self.k, self.backend)
         rng = np.random.default_rng([self.seed, *excluded])
-        return mean, scale, self._randomized_components(train, mean, scale, rng)
+        return mean, scale, self._randomized_components(train, mean, scale, rng, excluded)
 
-    def scores(self, sounds: np.ndarray, mean: np.ndarray, scale: np.ndarray, components):
-        """z-scored (and PCA) features of the frames any lagged row reads, (n_sounds, n_frames, k), backend."""
+    def scores(self, sounds: np.ndarray, mean: np.ndarray, scale: np.ndarray, components, ranges=None):
+        """z-scored (and PCA) features of the frames any lagged row reads, (n_sounds, n_frames, k), backend.
+        In memory, ``ranges`` (of sorted sounds, which ``sounds`` lists) are read instead."""
+        if self.frames is not None:
+            return self._scores_in_memory(ranges, mean, scale, components)
         b = self.backend
         bins = slice(self.first, self.last + 1)
         scores = None
@@ -423,19 +505,45 @@ class _LayerFits:
                 scores = part if scores is None else scores + part
         return scores
 
+    def _scores_in_memory(self, ranges, mean, scale, components):
+        """:meth:`scores` from the pre-centred frames X' = X - shift: with d = mean - shift (small),
+        z @ C = X' @ (C / scale) - (d / scale) @ C, one product per range of sounds."""
+        b = self.backend
+        relative = (mean - self.stats.shift) / scale  # float64 on the host
+        if components is None:
+            offset, inverse = b.asarray(relative), b.asarray(1.0 / scale)
+
+            def block(p, a, c):
+                return b.asarray(self.frames[p][a:c]) * inverse - offset
+        else:
+            weights = b.asarray(components / scale[:, None])
+            offset = b.asarray(relative @ components)
+
+            def block(p, a, c):
+                return (b.asarray(self._rows(p, a, c)) @ weights - offset).reshape(c - a, -1, weights.shape[1])
+
+        def sounds(a, c):  # every frame of sounds a..c
+            spans = [block(p, a, c) for p in range(len(self.frames))]
+            return spans[0] if len(spans) == 1 else _cat(b, spans, axis=1)
+
+        parts = [sounds(a, c) for a, c in ranges]
+        return parts[0] if len(parts) == 1 else _cat(b, parts, axis=0)
+
     def lag(self, scores):
         """The lagged design (n_sounds * n_bins, n_lags * k) of frame scores."""
         lagged = scores[:, _index(self.backend, self.reads), :]  # (n_sounds, n_bins, n_lags, k)
         return lagged.reshape(scores.shape[0] * self.reads.shape[0], -1)
 
-    def fit(self, excluded: tuple[int, ...], tests: list[np.ndarray], alphas: np.ndarray):
-        """Fit on all folds but ``excluded``; predictions (n_alpha, n_test, n_bins, t) for each test set and lag
+    def fit(self, excluded: tuple[int, ...], test_folds: Sequence[int], alphas: np.ndarray):
+        """Fit on all folds but ``excluded``; predictions (n_alpha, n_test, n_bins, t) for each test fold and lag
         profiles (n_lags, n_alpha, t)."""
         b = self.backend
         plan = self.plan
-        train = plan.train_without(excluded)
+        ranges = self._ranges(self._kept(excluded)) if self.frames is not None else None
+        # in memory the training sounds come sorted by fold (rows in any order give the same fit)
+        train = self._sounds(ranges) if ranges is not None else plan.train_without(excluded)
         mean, scale, components = self.basis(train, excluded)
-        scores = self.scores(train, mean, scale, components)
+        scores = self.scores(train, mean, scale, components, ranges)
         y = plan.responses[train] - plan.mean_course(train)
         y = y.reshape(-1, y.shape[-1])
         # the intercept in float64 on the host: deviations have mean ~1e-17 there, ~1e-8 in float32, and a
@@ -455,8 +563,9 @@ class _LayerFits:
         n_alpha, n_targets = len(alphas), y.shape[1]
         flat = weights.reshape(weights.shape[0], -1)
         outputs = []
-        for test in tests:
-            d_test = self.lag(self.scores(test, mean, scale, components)) - x_mean
+        for f in test_folds:
+            test = plan.outer_test[f]  # = the sorted sounds of range f, in the same order
+            d_test = self.lag(self.scores(test, mean, scale, components, self._ranges([f]))) - x_mean
             preds = b.to_numpy(d_test @ flat).astype(np.float64).reshape(len(test), -1, n_alpha, n_targets) + y_mean
             outputs.append(np.moveaxis(preds, 2, 0))
         width = weights.shape[0] // len(self.lags)
@@ -475,7 +584,7 @@ class _LayerFits:
         blocks: dict[int, dict[int, _Moments]] = {o: {} for o in range(n_folds)}
         for pair in plan.pairs:
             observed = plan.mean_course(plan.train_without(pair))
-            predicted, _ = self.fit(pair, [plan.outer_test[f] for f in pair], alphas)
+            predicted, _ = self.fit(pair, pair, alphas)
             for (held, outer), preds in zip((pair, pair[::-1]), predicted):
                 blocks[outer][held] = _Moments(preds, plan.responses[plan.outer_test[held]] - observed)
         grid = np.zeros((n_folds, len(alphas), n_targets))
@@ -487,12 +596,13 @@ class _LayerFits:
             r = _Moments.pooled_r([blocks[o][i] for i in range(n_folds) if i != o])
             grid[o] = np.maximum(r, 0) ** 2
             chosen[o] = np.argmax(grid[o], axis=0)
-            (outer,), profile = self.fit((o,), [plan.outer_test[o]], alphas)
+            (outer,), profile = self.fit((o,), [o], alphas)
             predictions[plan.outer_test[o]] = outer[chosen[o], :, :, columns].transpose(1, 2, 0)
             profiles[o] = profile[:, chosen[o], columns]
         return grid, alphas[chosen], predictions, profiles
 
-    def _randomized_components(self, train: np.ndarray, mean: np.ndarray, scale: np.ndarray, rng):
+    def _randomized_components(self, train: np.ndarray, mean: np.ndarray, scale: np.ndarray, rng,
+                               excluded: tuple[int, ...] = ()):
         """Top-k right singular vectors of the z-scored training rows by randomized subspace iteration (float32,
         on the backend's device). The first fit of a layer starts from a seeded Gaussian sketch with
         ``power_iterations`` passes; later fits (training sets overlapping it by most of their sounds) start from
@@ -505,6 +615,9 @@ class _LayerFits:
         else:
             start, iterations = self._warm, RANDOMIZED_PCA["warm_power_iterations"]
         start = ops.asarray(start)
+        if self.frames is not None:
+            return self._randomized_in_memory(self._ranges(self._kept(excluded)), mean, scale, start, iterations,
+                                              ops)
 
         def blocks():
             for cols in _chunks(self.n_features, n_rows, itemsize=4):
@@ -517,6 +630,37 @@ class _LayerFits:
             sample = sum(z @ (z.T @ q) for _, z in blocks())
         q = ops.orthonormal(sample)
         projected = ops.cat([q.T @ z for _, z in blocks()], axis=1)  # (width, n_features)
+        vt = ops.right_singular_vectors(projected)
+        self._warm = vt.T
+        return ops.to_numpy(vt[:self.k].T).astype(np.float64)
+
+
+    def _randomized_in_memory(self, ranges, mean, scale, start, iterations, ops):
+        """The same subspace iteration on the pre-centred in-memory frames X' (z = (X' - d) / s, d = mean - shift):
+        z @ W = X' @ (W / s) - (d / s) @ W and z.T @ Q = (X'.T @ Q - d Q.sum(0)) / s, one product per range of
+        sorted sounds (the response-bin span: rows (sound, bin) in the order of ``train``)."""
+        relative = ops.asarray((mean - self.stats.shift) / scale)  # d / s
+        inverse = ops.asarray(1.0 / scale)[:, None]
+        shift = ops.asarray(mean - self.stats.shift)[:, None]  # d
+        views = [ops.asarray(self._rows(self.body, a, c)) for a, c in ranges]
+
+        def times(w):  # z @ w, (n_rows, width)
+            scaled = w * inverse
+            parts = [x @ scaled for x in views]
+            return (parts[0] if len(parts) == 1 else ops.cat(parts, axis=0)) - relative @ w
+
+        def transposed_times(q):  # z.T @ q, (n_features, width)
+            total, position = None, 0
+            for x in views:
+                part = ops.transposed_product(x, q[position:position + x.shape[0]])
+                position += x.shape[0]
+                total = part if total is None else total + part
+            return (total - shift * q.sum(0)[None, :]) * inverse
+
+        sample = times(start)
+        for _ in range(iterations):
+            sample = times(transposed_times(ops.orthonormal(sample)))
+        projected = transposed_times(ops.orthonormal(sample)).T  # (width, n_features)
         vt = ops.right_singular_vectors(projected)
         self._warm = vt.T
         return ops.to_numpy(vt[:self.k].T).astype(np.float64)
@@ -541,6 +685,16 @@ class _Float32:
 
     def orthonormal(self, x):
         return self.torch.linalg.qr(x)[0] if self.torch is not None else np.linalg.qr(x)[0]
+
+    def transposed_product(self, x, q):
+        """``x.T @ q`` for a tall x (rows, features). On the CPU both backends use numpy's BLAS for it, as
+        ``(q.T @ x).T``: torch's CPU product of a transposed view took ~1.5x as long for crepe-tiny conv1's shapes
+        (8,250 x 16,384 by 138: 0.62 vs 0.40 CPU s, one thread)."""
+        if self.torch is not None and x.device.type != "cpu":
+            return x.T @ q
+        if self.torch is not None:
+            return self.torch.from_numpy((q.numpy().T @ x.numpy()).T)
+        return (q.T @ x).T
 
     def cat(self, arrays, axis: int):
         return self.torch.cat(arrays, axis) if self.torch is not None else np.concatenate(arrays, axis)
@@ -604,6 +758,37 @@ class _FoldStatistics:
                 self.squares[f] += (block * block).sum(0)
                 if scatter:
                     self.scatter[f] += block.T @ block
+
+    @classmethod
+    def from_frames(cls, parts: list[np.ndarray], body: int, bounds: np.ndarray, scatter: bool
+                    ) -> "_FoldStatistics":
+        """The same statistics from in-memory frames (sounds sorted by fold: fold f is sounds bounds[f] to
+        bounds[f + 1]; ``parts[body]``: the response bins), which are centred in place by the shift (one rounding
+        of x - shift); sums then run over the centred values."""
+        self = cls.__new__(cls)
+        frames = parts[body]
+        n_sounds, n_rows, n_features = frames.shape
+        per_sound = n_rows * n_features
+        self.counts = np.diff(bounds).astype(np.float64) * n_rows
+        self.shift = np.zeros(n_features)
+        for sounds in _sound_ranges(n_sounds, per_sound):
+            self.shift += frames[sounds].sum(axis=(0, 1), dtype=np.float64)
+        self.shift /= n_sounds * n_rows
+        for part in parts:
+            for sounds in _sound_ranges(n_sounds, part.shape[1] * n_features):
+                np.subtract(part[sounds], self.shift, out=part[sounds], casting="same_kind")
+        n_folds = len(bounds) - 1
+        self.sums = np.zeros((n_folds, n_features))
+        self.squares = np.zeros((n_folds, n_features))
+        self.scatter = np.zeros((n_folds, n_features, n_features)) if scatter else None
+        for f in range(n_folds):
+            for part in _sound_ranges(int(bounds[f + 1] - bounds[f]), per_sound, start=int(bounds[f])):
+                block = frames[part].reshape(-1, n_features).astype(np.float64)
+                self.sums[f] += block.sum(0)
+                self.squares[f] += (block * block).sum(0)
+                if scatter:
+                    self.scatter[f] += block.T @ block
+        return self
 
     def combine(self, excluded: tuple[int, ...]):
         """Mean, z-score scale (StandardScaler's: constant features 1) and covariance of a training set."""
@@ -768,6 +953,33 @@ def _chunks(n_features: int, n_rows: int, itemsize: int = 8) -> list[slice]:
     """Feature slices holding at most CHUNK_BYTES of ``itemsize``-byte values for ``n_rows`` rows."""
     width = max(1, CHUNK_BYTES // (itemsize * max(n_rows, 1)))
     return [slice(s, min(s + width, n_features)) for s in range(0, n_features, width)]
+
+
+def _memory_limit() -> int:
+    """Bytes a layer's in-memory frames may take: min(LAYER_MEMORY_BYTES, LAYER_MEMORY_FRACTION x available)."""
+    available = None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if available is None:
+        import os
+
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = LAYER_MEMORY_BYTES
+    return int(min(LAYER_MEMORY_BYTES, LAYER_MEMORY_FRACTION * available))
+
+
+def _sound_ranges(n_sounds: int, values_per_sound: int, start: int = 0) -> list[slice]:
+    """Slices of consecutive sounds start..start + n_sounds holding at most CHUNK_BYTES of float64 values."""
+    size = max(1, CHUNK_BYTES // (8 * max(values_per_sound, 1)))
+    return [slice(start + s, start + min(s + size, n_sounds)) for s in range(0, n_sounds, size)]
 
 
 def _sound_chunks(sounds: np.ndarray, values_per_sound: int) -> list[np.ndarray]:

@@ -82,7 +82,7 @@ def run(inputs: RegressionInputs) -> TargetScores:
         raise ProtocolError(f"{frames.model}: frames at {float(frames.rate):g} Hz for --rate {s['rate']:g}")
     lags = engine.lag_bins(s["lags"], s["rate"])
     responses = dataset.mean_time_courses()
-    result = engine.run_trf(engine.FrameLayers(frames), frames.bin_times, responses,
+    result = engine.run_trf(engine.FrameLayers(frames, decode=False), frames.bin_times, responses,
                             dataset.times, inputs.folds, lags=lags, rate=s["rate"], pca=s["pca"],
                             backend=inputs.backend, layers=frames.layers, seed=inputs.seed)
     times = np.asarray(dataset.times, dtype=np.float64)

@@ -103,6 +103,22 @@ def predicted_cost(spec: str, out: Path) -> float:
     return 4.5 + 4.6 * len(widths) + 7.0 * sum(widths) / 1000
 
 
+HEAVY_BYTES = 3 * 2 ** 30
+"""A model whose widest layer's frame window (165 sounds x ~90 bins x width, float32) exceeds this is memory-heavy."""
+
+
+def memory_heavy(spec: str, out: Path) -> bool:
+    """Whether the engine's in-memory copy of the model's widest layer exceeds :data:`HEAVY_BYTES`."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_trf import ZOO_WIDTHS
+    from trf_table import _widths
+
+    base = spec.split("@")[0]
+    widths = _widths(out / base) or _widths(out / (base + "@random")) or ZOO_WIDTHS.get(base) or [0]
+    return 165 * 90 * 4 * max(widths) > HEAVY_BYTES
+
+
 def parallel(args, out: Path, log: Path) -> None:
     """Extract one at a time (unless --score-only), then score ``--workers`` models at once, longest first."""
     pending, rows = [], {}
@@ -138,8 +154,33 @@ def parallel(args, out: Path, log: Path) -> None:
 
     if not pending:
         return
+    heavy = {spec for spec in pending if memory_heavy(spec, out)}
+    queue, running_heavy, cond = list(pending), [0], threading.Condition()
+
+    def worker() -> list[dict]:
+        """Take the longest pending model; a memory-heavy one only while no other heavy one runs (two crepe-full
+        conv1 copies of 7 GiB each would not fit beside each other in 24 GB)."""
+        finished = []
+        while True:
+            with cond:
+                while True:
+                    if not queue:
+                        return finished
+                    pick = next((m for m in queue if m not in heavy or running_heavy[0] == 0), None)
+                    if pick is not None:
+                        break
+                    cond.wait()
+                queue.remove(pick)
+                running_heavy[0] += pick in heavy
+            try:
+                finished.append(score(pick))
+            finally:
+                with cond:
+                    running_heavy[0] -= pick in heavy
+                    cond.notify_all()
+
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        done = list(pool.map(score, pending))
+        done = [row for rows_ in pool.map(lambda _: worker(), range(args.workers)) for row in rows_]
     first = min(r["score"]["start_unix"] for r in done)
     last = max(r["score"]["end_unix"] for r in done)
     summary = {"summary": "score batch", "workers": args.workers, "models": [r["model"] for r in done],

@@ -69,8 +69,8 @@ CHUNK_BYTES = 256 * 2 ** 20
 """Feature chunks are sized to hold at most this many bytes of one block of activations."""
 IN_MEMORY_BYTES = 2 ** 30
 """``FrameLayers(decode=True)`` decodes cached layers up to this size in float32 into memory when accessed."""
-LAYER_MEMORY_BYTES = 6 * 2 ** 30
-LAYER_MEMORY_FRACTION = 1 / 3
+LAYER_MEMORY_BYTES = 8 * 2 ** 30
+LAYER_MEMORY_FRACTION = 1 / 2
 """The engine copies a layer's frames (the window every lagged row reads, sounds sorted by fold, pre-centred) into
 one contiguous array when it takes at most min(LAYER_MEMORY_BYTES, LAYER_MEMORY_FRACTION x available memory);
 wider layers are streamed from the memory-mapped cache in feature chunks (each pass decoding float16 again)."""

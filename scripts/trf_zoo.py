@@ -71,12 +71,8 @@ def main() -> None:
             continue
         row = {"model": spec, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "threads": os.environ.get("OMP_NUM_THREADS"), "load_average_start": os.getloadavg()}
-        if not args.score_only:
-            row["extract"] = timed(["brainlike", "-q", "extract", spec, "--frames", "--rate", "25"], log)
-            if row["extract"]["rc"] != 0:
-                print(f"{spec}: extraction failed ({row['extract']})", flush=True)
-                _append(out, row)
-                continue
+        if not args.score_only and not extracted(spec, row, out, log):
+            continue
         if not args.extract_only:
             row["score"] = timed(score_command(spec, folder), log)
         row["load_average_end"] = os.getloadavg()
@@ -127,12 +123,8 @@ def parallel(args, out: Path, log: Path) -> None:
             print(f"{spec}: done, skipped", flush=True)
             continue
         row = {"model": spec, "threads": os.environ.get("OMP_NUM_THREADS"), "workers": args.workers}
-        if not args.score_only:
-            row["extract"] = timed(["brainlike", "-q", "extract", spec, "--frames", "--rate", "25"], log)
-            if row["extract"]["rc"] != 0:
-                print(f"{spec}: extraction failed ({row['extract']})", flush=True)
-                _append(out, row)
-                continue
+        if not args.score_only and not extracted(spec, row, out, log):
+            continue
         rows[spec] = row
         pending.append(spec)
     pending.sort(key=lambda spec: -predicted_cost(spec, out))
@@ -190,6 +182,16 @@ def parallel(args, out: Path, log: Path) -> None:
                "max_rss_mb": max(r["score"]["max_rss_mb"] for r in done), "threads": os.environ.get("OMP_NUM_THREADS")}
     _append(out, summary)
     print(json.dumps(summary), flush=True)
+
+
+def extracted(spec: str, row: dict, out: Path, log: Path) -> bool:
+    """Extract the model's frames (timed into ``row``); False (and the row logged) when extraction failed."""
+    row["extract"] = timed(["brainlike", "-q", "extract", spec, "--frames", "--rate", "25"], log)
+    if row["extract"]["rc"] != 0:
+        print(f"{spec}: extraction failed ({row['extract']})", flush=True)
+        _append(out, row)
+        return False
+    return True
 
 
 def _append(out: Path, row: dict) -> None:

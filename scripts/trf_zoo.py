@@ -85,17 +85,22 @@ def score_command(spec: str, folder: Path) -> list[str]:
             "--metric", "regression", "--out", str(folder)]
 
 
-def predicted_cost(spec: str, out: Path) -> float:
-    """Static score CPU s estimate used only to order the batch (longest first)."""
+def layer_widths(spec: str, out: Path) -> list[int] | None:
+    """Layer widths of a model: from its (or its twin's) results folder, else ``bench_trf``'s ZOO_WIDTHS, else None."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from bench_trf import ZOO_WIDTHS
-    from trf_table import REGISTRY_LAYERS, _widths
+    from trf_table import _widths
 
     base = spec.split("@")[0]
-    widths = _widths(out / base) or _widths(out / (base + "@random")) or ZOO_WIDTHS.get(base)
-    if widths is None:
-        widths = [512] * REGISTRY_LAYERS.get(base, 8)
+    return _widths(out / base) or _widths(out / (base + "@random")) or ZOO_WIDTHS.get(base)
+
+
+def predicted_cost(spec: str, out: Path) -> float:
+    """Static score CPU s estimate used only to order the batch (longest first)."""
+    from trf_table import REGISTRY_LAYERS  # importable once layer_widths has set the path
+
+    widths = layer_widths(spec, out) or [512] * REGISTRY_LAYERS.get(spec.split("@")[0], 8)
     return 4.5 + 4.6 * len(widths) + 7.0 * sum(widths) / 1000
 
 
@@ -105,14 +110,7 @@ HEAVY_BYTES = 3 * 2 ** 30
 
 def memory_heavy(spec: str, out: Path) -> bool:
     """Whether the engine's in-memory copy of the model's widest layer exceeds :data:`HEAVY_BYTES`."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from bench_trf import ZOO_WIDTHS
-    from trf_table import _widths
-
-    base = spec.split("@")[0]
-    widths = _widths(out / base) or _widths(out / (base + "@random")) or ZOO_WIDTHS.get(base) or [0]
-    return 165 * 90 * 4 * max(widths) > HEAVY_BYTES
+    return 165 * 90 * 4 * max(layer_widths(spec, out) or [0]) > HEAVY_BYTES
 
 
 def parallel(args, out: Path, log: Path) -> None:

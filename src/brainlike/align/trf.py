@@ -50,10 +50,9 @@ from brainlike.errors import ProtocolError
 
 __all__ = ["ALPHAS", "LAGS", "RATE", "PCA_COMPONENTS", "WINDOW", "N_NULL", "EXACT_PCA_MAX", "RANDOMIZED_PCA",
            "CHUNK_BYTES", "IN_MEMORY_BYTES", "LAYER_MEMORY_BYTES", "LAYER_MEMORY_FRACTION", "parse_lags", "lag_bins",
-           "alpha_grid", "check_lag_window",
-           "response_frames", "at_rate", "FrameLayers", "TRFResult", "run_trf", "pooled_r", "lagged_gram",
-           "lagged_cross", "primal_weights", "kernel_weights", "time_curves", "category_curves", "null_band",
-           "window_score", "latencies", "layer_scores"]
+           "alpha_grid", "check_lag_window", "response_frames", "at_rate", "FrameLayers", "TRFResult", "run_trf",
+           "pooled_r", "lagged_gram", "lagged_cross", "primal_weights", "kernel_weights", "time_curves",
+           "category_curves", "null_band", "window_score", "latencies", "layer_scores"]
 
 ALPHAS = np.logspace(-1, 9, 21)
 """Default alpha grid: 21 values, 10^-1 .. 10^9 (half-decade steps)."""

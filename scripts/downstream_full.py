@@ -11,6 +11,10 @@ part-way resumes from its checkpoint (``brainlike.extract.embed_clips``).
     OMP_NUM_THREADS=1 nice -n 10 python scripts/downstream_full.py run --probes pepino2025 --after linear \\
         --workers 1 --out docs/results/downstream/models       # follows the first driver on cached embeddings
     python scripts/downstream_full.py summary --out docs/results/downstream/models     # throughput, score tables
+    # the full evaluation timed on cached embeddings (never embeds), then checked against the committed records
+    OMP_NUM_THREADS=1 python scripts/downstream_full.py run --probes linear pepino2025 --workers 2 --cached-only \
+        --out /tmp/fulleval --timing docs/results/downstream/full_evaluation_timing.json
+    python scripts/downstream_full.py compare docs/results/downstream/models /tmp/fulleval
     python scripts/downstream_full.py brain --scores SCORES --brain docs/results/downstream/brain  # gather records
     python scripts/downstream_full.py link --out docs/results/downstream/models --brain docs/results/downstream/brain \
         --link-out docs/results/downstream/link       # the link three ways, tables, plots, the paper side by side
@@ -49,8 +53,10 @@ def done_probes(folder: Path) -> set[str]:
     return {json.loads(line)["probe"] for line in path.read_text().splitlines() if line.strip()}
 
 
-def run_one(spec: str, probe: str, out: str, set_sizes: dict[str, int], tasks: list[str]) -> dict:
-    """Embed (cached, resumable) and probe one model; merge its records into ``out/<model>/``."""
+def run_one(spec: str, probe: str, out: str, set_sizes: dict[str, int], tasks: list[str],
+            cached_only: bool = False) -> dict:
+    """Embed (cached, resumable) and probe one model; merge its records into ``out/<model>/``. With
+    ``cached_only`` a model whose embeddings are not all in the cache fails instead of embedding."""
     import torch
 
     from brainlike import progress
@@ -59,7 +65,7 @@ def run_one(spec: str, probe: str, out: str, set_sizes: dict[str, int], tasks: l
 
     torch.set_num_threads(1)
     progress.set_enabled(False)
-    run = run_downstream([spec], tasks, probe, set_sizes=set_sizes, progress=False)
+    run = run_downstream([spec], tasks, probe, set_sizes=set_sizes, progress=False, cached_only=cached_only)
     folder = Path(out) / slug(spec)
     records = [r for r in run.records if r.get("task") != "global"]  # the global score needs every model
     old_records, old_prov = [], {}
@@ -90,6 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     busy: set[str] = set()
     pending = list(todo)
+    started, wall0 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
+    rows = []
 
     def ready(item: tuple[str, str]) -> bool:
         """Not running already; with --after, only once the other driver wrote that probe (embeddings cached)."""
@@ -102,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             for item in [i for i in pending if ready(i)][: max(0, args.workers - len(running))]:
                 pending.remove(item)
                 busy.add(item[0])
-                running[pool.submit(run_one, item[0], item[1], str(out), sizes, tasks)] = item
+                running[pool.submit(run_one, item[0], item[1], str(out), sizes, tasks, args.cached_only)] = item
             if not running:
                 time.sleep(60)  # --after: waiting for the other driver
                 continue
@@ -115,10 +123,59 @@ def cmd_run(args: argparse.Namespace) -> int:
                 except Exception as exc:  # keep going: one broken model must not stop the others
                     row = {"model": spec, "probe": probe, "error": f"{type(exc).__name__}: {exc}"}
                 row["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                rows.append(row)
                 with log.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
                 print(json.dumps(row), file=sys.stderr, flush=True)
+    if args.timing:
+        write_run_timing(Path(args.timing), rows, args, started, time.perf_counter() - wall0)
     return 0
+
+
+def write_run_timing(path: Path, rows: list[dict], args: argparse.Namespace, started: str, wall_s: float) -> None:
+    """The timing of this invocation of ``run``: wall time, CPU time of every worker process (getrusage of the
+    children: imports, model loading, embedding, probing), the part spent embedding and probing, and whether every
+    embedding came from the cache."""
+    import platform
+    import resource
+
+    ok = [r for r in rows if "error" not in r]
+    caches = [t["cache"] for r in ok for t in r.get("sets", {}).values()]
+    timing = {"started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "wall_s": round(wall_s, 1), "workers": args.workers, "probes": args.probes,
+              "cached_only": args.cached_only, "pairs": len(rows), "errors": len(rows) - len(ok),
+              "models": len({r["model"] for r in ok}),
+              "workers_cpu_s": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+                                     + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime, 1),
+              "embed_cpu_s": round(sum(r["embed_cpu_s"] for r in ok), 1),
+              "probe_cpu_s": round(sum(r["probe_cpu_s"] for r in ok), 1),
+              "probe_cpu_s_by_probe": {p: round(sum(r["probe_cpu_s"] for r in ok if r["probe"] == p), 1)
+                                       for p in args.probes},
+              "all_embeddings_cached": bool(caches) and all(c == "cached" for c in caches),
+              "cpu": platform.processor() or platform.machine(), "os_cpu_count": os.cpu_count(),
+              "command": sys.argv}
+    path.write_text(json.dumps(timing, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in timing.items() if k != "command"}), file=sys.stderr, flush=True)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Per-fold scores of two ``run --out`` folders, model by model: how many agree, the largest difference."""
+    from brainlike.results import Results
+
+    def scores(root: Path) -> dict[tuple, float]:
+        folders = [p for p in sorted(root.iterdir()) if (p / "downstream.jsonl").is_file()]
+        return {(r["model"], r["probe"], r["task"], r["fold"]): r["score"]
+                for f in folders for r in Results.load(f, require="downstream").downstream}
+
+    a, b = scores(Path(args.a)), scores(Path(args.b))
+    common = sorted(set(a) & set(b), key=str)
+    diffs = {k: abs(a[k] - b[k]) for k in common}
+    differing = sorted((k for k in common if diffs[k] > args.tol), key=str)
+    report = {"common": len(common), "only_a": len(set(a) - set(b)), "only_b": len(set(b) - set(a)),
+              "models": len({k[0] for k in common}), "max_abs_diff": max(diffs.values(), default=0.0),
+              "differing": len(differing), "differing_models": sorted({k[0] for k in differing})}
+    print(json.dumps(report))
+    return 0 if common and not differing else 1
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -285,8 +342,16 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--after", default=None, choices=["linear", "pepino2025"],
                    help="run a model only once this probe's results are written (by another driver running now)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="never embed: a model whose embeddings are not all cached fails (times the evaluation)")
+    p.add_argument("--timing", default=None, help="write this invocation's timing (JSON) here")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=cmd_run)
+    p = sub.add_parser("compare", help="per-fold scores of two run folders: do they agree?")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--tol", type=float, default=0.0)
+    p.set_defaults(handler=cmd_compare)
     p = sub.add_parser("summary")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=cmd_summary)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,39 @@ def test_link_three_ways_and_side_by_side(driver, tmp_path):
     assert "| ecog-nh2022 | regression | n/a | n/a |" in text  # the paper's voxel numbers only beside NH2015
     primary = sorted(p.name for p in (out / "link_plots").iterdir())
     assert len(primary) == 3 * 2 * 2  # subsets x datasets x (regression nested-cv, rsa cv)
+
+
+def _run_script(args: list[str], env: dict[str, str]) -> int:
+    """The driver as a program (its worker processes must import it)."""
+    return subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, timeout=600).returncode
+
+
+def test_run_cached_only_refuses_to_embed_then_reproduces_the_records(driver, tmp_path):
+    """The timed full evaluation: ``--cached-only`` never embeds; on cached embeddings it repeats a run exactly."""
+    from test_evaluate import _write_tone_esc10
+
+    _write_tone_esc10(tmp_path / "data")
+    env = {**os.environ, "BRAINLIKE_DATA": str(tmp_path / "data"), "BRAINLIKE_CACHE": str(tmp_path / "cache"),
+           "OMP_NUM_THREADS": "1"}
+    base = ["run", "melspec", "envelope", "--task", "esc10", "--workers", "1"]
+    timing = tmp_path / "timing.json"
+    assert _run_script(base + ["--cached-only", "--out", str(tmp_path / "refused"), "--timing", str(timing)],
+                       env) == 0
+    refused = json.loads(timing.read_text())
+    assert refused["errors"] == 2 and refused["models"] == 0 and not (tmp_path / "refused" / "melspec").exists()
+    log = [json.loads(line) for line in (tmp_path / "refused" / "driver_log.jsonl").read_text().splitlines()]
+    assert all("embeddings not in the cache for esc10 (absent)" in row["error"] for row in log)
+
+    assert _run_script(base + ["--out", str(tmp_path / "first")], env) == 0
+    assert _run_script(base + ["--cached-only", "--out", str(tmp_path / "again"), "--timing", str(timing)],
+                       env) == 0
+    again = json.loads(timing.read_text())
+    assert again["errors"] == 0 and again["models"] == 2 and again["all_embeddings_cached"] is True
+    assert again["workers_cpu_s"] >= again["probe_cpu_s"] > 0
+    assert driver.main(["compare", str(tmp_path / "first"), str(tmp_path / "again")]) == 0
+    # a changed score is reported
+    folder = tmp_path / "again" / "melspec"
+    changed = Results.load(folder, require="downstream")
+    records = [{**r, "score": r["score"] - 0.1} if r["fold"] is None else r for r in changed.downstream]
+    Results(downstream=records, downstream_provenance=changed.downstream_provenance).save(folder)
+    assert driver.main(["compare", str(tmp_path / "first"), str(tmp_path / "again")]) == 1

@@ -202,15 +202,24 @@ def load_tasks(names: Sequence[str], *, max_clips: int | None = None,
     return [load_task(n).subset(max_clips) for n in resolve_tasks(list(names))]
 
 
-def embed_all(model, spec: str, tasks: Sequence[Task], *, progress: bool = True) -> tuple[dict, dict]:
+def embed_all(model, spec: str, tasks: Sequence[Task], *, progress: bool = True,
+              cached_only: bool = False) -> tuple[dict, dict]:
     """Embeddings of every distinct clip set of ``tasks`` and per-set timings: ``{checksum: embeddings}`` and
     ``{audio set: {n_clips, cache, cpu_s, wall_s, clips_per_cpu_s}}`` (``cache``: what the cache held before:
-    ``absent``, ``partial`` (resumed; the times cover the rest only) or ``cached``)."""
+    ``absent``, ``partial`` (resumed; the times cover the rest only) or ``cached``). With ``cached_only`` a clip
+    set whose embeddings are not complete in the cache is an error (checked for every set before any is used)."""
+    states = {}
+    for task in tasks:
+        states.setdefault(task.checksum, (task.info.audio_set, embed_cache_state(model, task)))
+    missing = [f"{audio_set} ({state})" for audio_set, state in states.values() if state != "cached"]
+    if cached_only and missing:
+        raise BrainlikeError(f"{spec}: embeddings not in the cache for {', '.join(missing)}; run without "
+                             "cached_only (--cached-only) to compute them")
     embeddings, sets = {}, {}
     for task in tasks:
         if task.checksum in embeddings:
             continue
-        state = embed_cache_state(model, task)
+        state = states[task.checksum][1]
         c0, w0 = cpu_seconds(), time.perf_counter()
         embeddings[task.checksum] = embed_task(model, task, progress=progress)
         cpu, wall = cpu_seconds() - c0, time.perf_counter() - w0
@@ -223,14 +232,16 @@ def embed_all(model, spec: str, tasks: Sequence[Task], *, progress: bool = True)
 
 def run_downstream(models: Sequence[str], tasks: Sequence[str] = ("all",), probe: str = "linear", *,
                    seed: int = 0, progress: bool = True, max_clips: int | None = None,
-                   set_sizes: dict[str, int] | None = None) -> DownstreamRun:
+                   set_sizes: dict[str, int] | None = None, cached_only: bool = False) -> DownstreamRun:
     """Embed (cached) and probe every model on every task; add global scores.
 
     ``set_sizes`` (``{audio set: clips}``) evaluates the tasks of each audio set on the set's fixed balanced
     subset of that many clips (:func:`~brainlike.downstream.tasks.set_subset`); ``max_clips`` (older) on each
     task's fixed balanced subset of at most that many clips (:meth:`Task.subset`). Timings per model: ``embed_s``
     (model loading + embedding, wall, near zero when cached), ``embed_cpu_s`` (CPU, every thread), ``probe_s``,
-    ``probe_cpu_s`` and ``sets`` (per audio set, see :func:`embed_all`).
+    ``probe_cpu_s`` and ``sets`` (per audio set, see :func:`embed_all`). ``cached_only`` refuses to embed: a model
+    whose embeddings are not all cached raises :class:`~brainlike.errors.BrainlikeError` (timing the evaluation
+    proper on cached embeddings).
     """
     from brainlike.models.registry import load_model, parse_spec
 
@@ -246,7 +257,7 @@ def run_downstream(models: Sequence[str], tasks: Sequence[str] = ("all",), probe
         t0, c0 = time.perf_counter(), cpu_seconds()
         model = load_model(spec)
         models_info[spec] = model.describe()
-        embeddings, sets = embed_all(model, spec, loaded, progress=progress)
+        embeddings, sets = embed_all(model, spec, loaded, progress=progress, cached_only=cached_only)
         t1, c1 = time.perf_counter(), cpu_seconds()
         for task in loaded:
             records += evaluate_embeddings(embeddings[task.checksum], task, probe, model=spec, seed=seed)

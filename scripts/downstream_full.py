@@ -179,8 +179,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    """From ``driver_log.jsonl``: ``throughput.csv`` / ``.md`` (per model and audio set: clips, CPU s, clips/s;
-    the first run that computed the set), ``probe_times.csv``; and the score tables ``scores_<probe>.md``."""
+    """From ``driver_log.jsonl`` (and, for runs it lacks, the models' provenance): ``throughput.csv`` / ``.md``
+    (per model and audio set: clips, CPU s, clips/s; the first run that computed the set), ``probe_times.csv``;
+    and the score tables ``scores_<probe>.md``."""
     import pandas as pd
 
     out = Path(args.out)
@@ -195,6 +196,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         for audio_set, t in entry.get("sets", {}).items():
             if t["cache"] != "cached":
                 rows.append({"model": entry["model"], "audio_set": audio_set, **t})
+    rows += provenance_embedding_rows(out)  # runs whose driver stopped before logging them
     pd.DataFrame(probe_rows).to_csv(out / "probe_times.csv", index=False, lineterminator="\n")
     write_score_tables(out)
     if not rows:
@@ -205,6 +207,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
     write_throughput_table(frame, out / "throughput.md")
     print(f"{frame['model'].nunique()} models, embedding {total / 3600:.2f} CPU-h", file=sys.stderr)
     return 0
+
+
+def provenance_embedding_rows(out: Path) -> list[dict]:
+    """Per-set embedding timings recorded in each model's ``downstream_provenance.json`` (every run, in probe
+    order), for the sets that were embedded rather than read from the cache."""
+    rows = []
+    for path in sorted(out.glob("*/downstream_provenance.json")):
+        for run in json.loads(path.read_text()).get("runs", {}).values():
+            for model, timing in run.get("timings", {}).items():
+                rows += [{"model": model, "audio_set": audio_set, **t}
+                         for audio_set, t in timing.get("sets", {}).items() if t["cache"] != "cached"]
+    return rows
 
 
 def write_throughput_table(frame, path: Path) -> None:
@@ -240,7 +254,7 @@ def write_score_tables(out: Path) -> None:
         score = {(r["model"], r["task"]): r["score"] for r in rows}
         glob = {g["model"]: g["score"] for g in global_scores(rows, probe)}
         tasks = [t for t in task_names() if any(k[1] == t for k in score)]
-        models = sorted({r["model"] for r in rows}, key=lambda m: -glob.get(m, -99))
+        models = sorted({r["model"] for r in rows}, key=lambda m: (-glob.get(m, -99), m))
         lines = ["| model | " + " | ".join(SHORT.get(t, t) for t in tasks) + " | global |",
                  "|---" * (len(tasks) + 2) + "|"]
         for m in models:

@@ -117,3 +117,24 @@ def test_run_cached_only_refuses_to_embed_then_reproduces_the_records(driver, tm
     records = [{**r, "score": r["score"] - 0.1} if r["fold"] is None else r for r in changed.downstream]
     Results(downstream=records, downstream_provenance=changed.downstream_provenance).save(folder)
     assert driver.main(["compare", str(tmp_path / "first"), str(tmp_path / "again")]) == 1
+
+
+def test_summary_takes_embedding_times_from_provenance_when_the_log_lacks_them(driver, tmp_path):
+    """A worker that outlived its driver leaves no log line; its provenance still holds the embedding times."""
+    sets = {"esc10": {"n_clips": 4, "cache": "absent", "cpu_s": 2.0, "wall_s": 2.5, "clips_per_cpu_s": 2.0},
+            "fsdd": {"n_clips": 4, "cache": "cached", "cpu_s": 0.01, "wall_s": 0.01, "clips_per_cpu_s": 400.0}}
+    for model, log_it in (("yamnet", True), ("aisfx", False)):
+        timing = {"embed_s": 2.5, "probe_s": 1.0, "embed_cpu_s": 2.0, "probe_cpu_s": 1.0, "sets": sets}
+        recs = [{"model": model, "task": "esc10", "probe": "linear", "fold": None, "score": 0.5, "chance": 0.1}]
+        prov = {"kind": "downstream", "runs": {"linear": {"timings": {model: timing}}}}
+        Results(downstream=recs, downstream_provenance=prov).save(tmp_path / model)
+        if log_it:
+            entry = {"model": model, "probe": "linear", **timing, "finished": "2026-12-05T00:00:00Z"}
+            (tmp_path / "driver_log.jsonl").write_text(json.dumps(entry) + "\n")
+    assert driver.main(["summary", "--out", str(tmp_path)]) == 0
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "throughput.csv")
+    assert sorted(frame["model"]) == ["aisfx", "yamnet"]  # one row each: the cached set and duplicates dropped
+    assert frame["cpu_s"].tolist() == [2.0, 2.0]
+    assert "2 models" in (tmp_path / "throughput.md").read_text()

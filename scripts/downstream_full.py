@@ -316,13 +316,13 @@ def cmd_link(args: argparse.Namespace) -> int:
     rows = link(*brain, *folders, probe=args.probe, subsets=subsets, n_bootstrap=args.bootstrap,
                 out=args.link_out, plots=False)
     scatter_plots([r for r in rows if is_primary(r)], args.link_out)
-    Path(args.link_out, "paper_side_by_side.md").write_text(side_by_side(rows) + "\n")
+    Path(args.link_out, "paper_side_by_side.md").write_text(side_by_side(rows, args.probe) + "\n")
     cpu = sum(os.times()[:2]) - sum(c0[:2])
     print(f"link: {len(rows)} rows, {time.perf_counter() - t0:.0f} s wall, {cpu:.0f} CPU s", file=sys.stderr)
     return 0
 
 
-def side_by_side(rows: list[dict]) -> str:
+def side_by_side(rows: list[dict], probe: str = "linear") -> str:
     """Markdown: per primary brain score, the paper's Pearson r (global score, NH2015 / B2021 voxels) beside ours
     (per model subset: r [CI over models] [CI over families], Spearman rho, models and families)."""
     from brainlike.downstream.link import _ci
@@ -341,8 +341,8 @@ def side_by_side(rows: list[dict]) -> str:
         paper = PAPER.get(label, {}) if dataset.startswith("nh2015") else {}
         lines.append(f"| {dataset} | {label} | {paper.get('NH2015', 'n/a')} | {paper.get('B2021', 'n/a')} | "
                      + " | ".join(cells) + " |")
-    return "\n".join(lines) + ("\n\nOurs: Pearson r of the global downstream score (linear probe, z-scores within "
-                              "the subset) [95% bootstrap CI over models] [over families]; Spearman rho.")
+    return "\n".join(lines) + (f"\n\nOurs: Pearson r of the global downstream score ({probe} probe, z-scores "
+                              "within the subset) [95% bootstrap CI over models] [over families]; Spearman rho.")
 
 
 def main(argv=None) -> int:

@@ -79,6 +79,7 @@ def test_link_three_ways_and_side_by_side(driver, tmp_path):
     text = (out / "paper_side_by_side.md").read_text()
     assert "| nh2015-components | regression | 0.902 | 0.895 |" in text
     assert "| ecog-nh2022 | regression | n/a | n/a |" in text  # the paper's voxel numbers only beside NH2015
+    assert "global downstream score (linear probe," in text
     primary = sorted(p.name for p in (out / "link_plots").iterdir())
     assert len(primary) == 3 * 2 * 2  # subsets x datasets x (regression nested-cv, rsa cv)
 

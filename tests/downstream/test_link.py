@@ -286,3 +286,10 @@ def test_link_command_with_subsets(tmp_path, capsys):
     text = (out / "link_table.md").read_text()
     assert "CI families" in text and "### trained models" in text and "Benjamini-Hochberg FDR (trained models)" in text
     assert not (out / "link_plots").exists()
+
+
+def test_link_table_lists_inputs_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "brain").mkdir()
+    L.write_link([], "link", [str(tmp_path / "brain" / "x.jsonl"), "/elsewhere/y"], plots=False)
+    assert (tmp_path / "link" / "link_table.md").read_text().endswith("Inputs: brain/x.jsonl, /elsewhere/y\n")

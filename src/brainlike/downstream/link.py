@@ -332,6 +332,15 @@ def scatter_plots(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> list[P
     return paths
 
 
+def _shown_path(source: str) -> str:
+    """``source`` relative to the working directory when it lies below it (tables committed from a checkout do not
+    carry the machine's absolute paths), else as given."""
+    try:
+        return str(Path(source).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(source)
+
+
 def write_link(rows: Sequence[dict[str, Any]], out_dir: str | Path, sources: Sequence[str], *,
                plots: bool = True) -> Path:
     """Write ``link.jsonl``, ``link.csv``, ``link_table.md`` (summary, Table 1, FDR tables) and the scatter plots
@@ -349,7 +358,7 @@ def write_link(rows: Sequence[dict[str, Any]], out_dir: str | Path, sources: Seq
         subsets = list(dict.fromkeys(r.get("subset", "all") for r in rows))
         text += "".join(f"\n\n## Per task x per target, Benjamini-Hochberg FDR ({name} models)\n\n"
                         + fdr_table(rows, name) for name in subsets)
-    (out / "link_table.md").write_text(text + "\n\nInputs: " + ", ".join(sources) + "\n")
+    (out / "link_table.md").write_text(text + "\n\nInputs: " + ", ".join(map(_shown_path, sources)) + "\n")
     if plots:
         scatter_plots(rows, out)
     return out
